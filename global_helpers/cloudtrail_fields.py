@@ -1,0 +1,138 @@
+"""Who made a CloudTrail call, from which account, on which bucket: read from any event shape.
+
+Every function takes a Mapping (a PantherEvent or a plain dict) and never raises, whatever the
+types of the fields: CloudTrail records are shaped by the service, and network activity records
+redact or omit much of what management events carry.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+
+UNKNOWN = "<unknown>"
+MAX_NAME_CHARS = 256
+
+# Per userIdentity.type: where the actor's name can be found, best first. An ARN is reduced to
+# its last name (the role name for an assumed-role ARN).
+ACTOR_NAME_PATHS = {
+    "AssumedRole": (("sessionContext", "sessionIssuer", "userName"), ("arn",), ("principalId",)),
+    "Role": (("userName",), ("arn",), ("principalId",)),
+    "IAMUser": (("userName",), ("arn",), ("principalId",)),
+    "FederatedUser": (("sessionContext", "sessionIssuer", "userName"), ("arn",), ("principalId",)),
+    "IdentityCenterUser": (("onBehalfOf", "userId"), ("principalId",)),
+    "AWSService": (("invokedBy",), ("principalId",)),
+    "AWSAccount": (("principalId",),),
+    "Root": (("userName",), ("principalId",)),
+}
+DEFAULT_ACTOR_NAME_PATHS = (
+    ("userName",),
+    ("sessionContext", "sessionIssuer", "userName"),
+    ("arn",),
+    ("principalId",),
+    ("invokedBy",),
+)
+# How the name is shown; a redacted cross-account caller is only a principal and an account.
+ACTOR_FORMATS = {
+    "AWSAccount": "{name} in account {account}",
+    "Root": "root of account {account}",
+}
+DEFAULT_ACTOR_FORMAT = "{name}"
+
+_S3_ARN = re.compile(r"arn:aws[a-z-]*:s3:::([^/]+)")
+
+
+def event_names(values, setting):
+    """A frozenset of event names from an override list, failing loudly on a bad entry."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{setting} must be a list of event names, got {values!r}")
+    for entry in values:
+        if not isinstance(entry, str) or not entry.strip() or entry != entry.strip():
+            raise ValueError(f"{setting}: {entry!r} is not an event name")
+    return frozenset(values)
+
+
+def field(mapping, *path):
+    """The value at path inside nested mappings, or None when any step is missing or no mapping."""
+    value = mapping
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def text(value):
+    """value when it is a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+def _name_from_arn(value):
+    if not value.startswith("arn:"):
+        return value
+    resource = value.split(":", 5)[-1]
+    parts = resource.split("/")
+    if parts[0] == "assumed-role" and len(parts) > 1:
+        return parts[1] or value
+    return parts[-1] or value
+
+
+def _first_name(identity, paths):
+    for path in paths:
+        name = text(field(identity, *path))
+        if name is not None:
+            return _name_from_arn(name) if path == ("arn",) else name
+    return None
+
+
+def identity_type(event):
+    return text(field(event, "userIdentity", "type"))
+
+
+def caller_account(event):
+    """The AWS account the caller belongs to, when the record says."""
+    return text(field(event, "userIdentity", "accountId"))
+
+
+def principal(event):
+    return text(field(event, "userIdentity", "principalId"))
+
+
+def actor(event):
+    """A short name for the caller: the role name for roles, principal and account when redacted."""
+    identity = field(event, "userIdentity")
+    kind = identity_type(event)
+    name = _first_name(identity, ACTOR_NAME_PATHS.get(kind, DEFAULT_ACTOR_NAME_PATHS))
+    template = ACTOR_FORMATS.get(kind, DEFAULT_ACTOR_FORMAT)
+    return template.format(
+        name=(name or UNKNOWN)[:MAX_NAME_CHARS],
+        account=(caller_account(event) or UNKNOWN)[:MAX_NAME_CHARS],
+    )
+
+
+def is_cross_account(event):
+    """Whether the caller and the endpoint owner are different accounts; None when unknown."""
+    caller = caller_account(event)
+    owner = text(field(event, "vpcEndpointAccountId"))
+    if caller is None or owner is None:
+        return None
+    return caller != owner
+
+
+def _arns(resources):
+    if isinstance(resources, (str, bytes)) or not isinstance(resources, Sequence):
+        return
+    for resource in resources:
+        arn = text(field(resource, "ARN")) or text(field(resource, "arn"))
+        if arn is not None:
+            yield arn
+
+
+def bucket_name(event):
+    """requestParameters.bucketName, else the bucket of the first S3 ARN in resources, else None."""
+    named = text(field(event, "requestParameters", "bucketName"))
+    if named is not None:
+        return named
+    for arn in _arns(field(event, "resources")):
+        match = _S3_ARN.match(arn)
+        if match:
+            return match.group(1)
+    return None
