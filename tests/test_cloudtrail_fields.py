@@ -1,0 +1,229 @@
+"""Actor, caller, bucket and event-name extraction from every userIdentity and resource shape."""
+
+import pytest
+from panther_core.enriched_event import PantherEvent
+
+import cloudtrail_fields as fields
+
+OWNER = "123456789012"
+OTHER = "777788889999"
+
+ASSUMED_ROLE = {
+    "type": "AssumedRole",
+    "principalId": "AROAIOSFODNN7EXAMPLE:etl-nightly",
+    "arn": f"arn:aws:sts::{OWNER}:assumed-role/DataPipeline/etl-nightly",
+    "accountId": OWNER,
+    "sessionContext": {
+        "sessionIssuer": {
+            "type": "Role",
+            "arn": f"arn:aws:iam::{OWNER}:role/DataPipeline",
+            "accountId": OWNER,
+            "userName": "DataPipeline",
+        }
+    },
+}
+
+ACTOR_CASES = [
+    ("assumed role names the role", ASSUMED_ROLE, "DataPipeline"),
+    (
+        "assumed role without session context: role from the ARN",
+        {"type": "AssumedRole", "arn": f"arn:aws:sts::{OWNER}:assumed-role/Admin/jdoe"},
+        "Admin",
+    ),
+    (
+        "assumed role with only a principal",
+        {"type": "AssumedRole", "principalId": "AROAEXAMPLE:jdoe"},
+        "AROAEXAMPLE:jdoe",
+    ),
+    (
+        "IAM user by user name",
+        {"type": "IAMUser", "userName": "ci-deployer", "arn": f"arn:aws:iam::{OWNER}:user/x"},
+        "ci-deployer",
+    ),
+    (
+        "IAM user by ARN when the name is missing",
+        {"type": "IAMUser", "arn": f"arn:aws:iam::{OWNER}:user/division/alice"},
+        "alice",
+    ),
+    (
+        "seed's IAM user with only a principal",
+        {"type": "IAMUser", "principalId": "AIDAEXAMPLE", "accountId": "012345678901"},
+        "AIDAEXAMPLE",
+    ),
+    (
+        "redacted cross-account caller names principal and account",
+        {"type": "AWSAccount", "principalId": "AKIAI44QH8DHBEXAMPLE", "accountId": OTHER},
+        f"AKIAI44QH8DHBEXAMPLE in account {OTHER}",
+    ),
+    (
+        "redacted caller without a principal",
+        {"type": "AWSAccount", "accountId": OTHER},
+        f"<unknown> in account {OTHER}",
+    ),
+    (
+        "root",
+        {"type": "Root", "accountId": OWNER, "principalId": OWNER},
+        f"root of account {OWNER}",
+    ),
+    ("AWS service", {"type": "AWSService", "invokedBy": "s3.amazonaws.com"}, "s3.amazonaws.com"),
+    (
+        "federated user by its issuer",
+        {
+            "type": "FederatedUser",
+            "principalId": f"{OWNER}:bob",
+            "sessionContext": {"sessionIssuer": {"userName": "bob-issuer"}},
+        },
+        "bob-issuer",
+    ),
+    (
+        "Identity Center user",
+        {"type": "IdentityCenterUser", "onBehalfOf": {"userId": "9067-example"}},
+        "9067-example",
+    ),
+    ("unknown type falls back to any name", {"type": "NewType", "userName": "n"}, "n"),
+    ("no type at all", {"principalId": "AIDAEXAMPLE"}, "AIDAEXAMPLE"),
+    ("empty identity", {}, "<unknown>"),
+    ("identity is a string", "AIDAEXAMPLE", "<unknown>"),
+    ("identity is a list", [{"type": "IAMUser", "userName": "x"}], "<unknown>"),
+    ("identity is null", None, "<unknown>"),
+    (
+        "names of the wrong type",
+        {"type": 5, "userName": ["a"], "principalId": {"a": 1}},
+        "<unknown>",
+    ),
+    ("ARN that is only a prefix", {"type": "IAMUser", "arn": "arn:"}, "arn:"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "identity", "expected"), ACTOR_CASES, ids=[c[0] for c in ACTOR_CASES]
+)
+@pytest.mark.parametrize("wrap", [dict, PantherEvent], ids=["dict", "PantherEvent"])
+def test_actor(case, identity, expected, wrap):
+    assert fields.actor(wrap({"userIdentity": identity})) == expected
+
+
+def test_actor_is_bounded():
+    huge = {"type": "AWSAccount", "principalId": "P" * 10_000, "accountId": "A" * 10_000}
+    shown = fields.actor({"userIdentity": huge})
+    assert len(shown) <= 2 * fields.MAX_NAME_CHARS + len(" in account ")
+
+
+BUCKET_CASES = [
+    ("requestParameters wins", {"requestParameters": {"bucketName": "a"}, "resources": []}, "a"),
+    (
+        "object ARN in resources",
+        {"resources": [{"type": "AWS::S3::Object", "ARN": "arn:aws:s3:::logs-prod/2026/x.gz"}]},
+        "logs-prod",
+    ),
+    ("bucket ARN in resources", {"resources": [{"ARN": "arn:aws:s3:::logs-prod"}]}, "logs-prod"),
+    (
+        "first S3 ARN after a non-S3 one",
+        {"resources": [{"ARN": "arn:aws:kms:us-east-1:1:key/k"}, {"ARN": "arn:aws:s3:::b2/k"}]},
+        "b2",
+    ),
+    ("GovCloud partition", {"resources": [{"ARN": "arn:aws-us-gov:s3:::gov-b/k"}]}, "gov-b"),
+    ("lower-case arn key", {"resources": [{"arn": "arn:aws:s3:::lower"}]}, "lower"),
+    (
+        "access point ARN is not a bucket",
+        {"resources": [{"ARN": "arn:aws:s3:us-east-1:123456789012:accesspoint/ap"}]},
+        None,
+    ),
+    ("real network activity record: nothing", {"eventName": "GetObject"}, None),
+    ("empty bucket name falls through", {"requestParameters": {"bucketName": ""}}, None),
+    ("bucket name of the wrong type", {"requestParameters": {"bucketName": ["a"]}}, None),
+    ("requestParameters is a string", {"requestParameters": "bucketName=a"}, None),
+    ("resources is a string", {"resources": "arn:aws:s3:::a"}, None),
+    ("resources is a dict", {"resources": {"ARN": "arn:aws:s3:::a"}}, None),
+    ("resource entries of odd types", {"resources": [None, 1, "x", [], {"ARN": 5}]}, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "event", "expected"), BUCKET_CASES, ids=[c[0] for c in BUCKET_CASES]
+)
+@pytest.mark.parametrize("wrap", [dict, PantherEvent], ids=["dict", "PantherEvent"])
+def test_bucket_name(case, event, expected, wrap):
+    assert fields.bucket_name(wrap(event)) == expected
+
+
+CROSS_ACCOUNT_CASES = [
+    ("same account", {"userIdentity": {"accountId": OWNER}, "vpcEndpointAccountId": OWNER}, False),
+    ("other account", {"userIdentity": {"accountId": OTHER}, "vpcEndpointAccountId": OWNER}, True),
+    ("caller account unknown", {"userIdentity": {}, "vpcEndpointAccountId": OWNER}, None),
+    ("endpoint account unknown", {"userIdentity": {"accountId": OWNER}}, None),
+    (
+        "account of the wrong type",
+        {"userIdentity": {"accountId": 1}, "vpcEndpointAccountId": 1},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "event", "expected"), CROSS_ACCOUNT_CASES, ids=[c[0] for c in CROSS_ACCOUNT_CASES]
+)
+def test_is_cross_account(case, event, expected):
+    assert fields.is_cross_account(event) is expected
+
+
+@pytest.mark.parametrize(
+    ("event", "account", "principal", "kind"),
+    [
+        ({"userIdentity": ASSUMED_ROLE}, OWNER, "AROAIOSFODNN7EXAMPLE:etl-nightly", "AssumedRole"),
+        ({"userIdentity": {"accountId": ""}}, None, None, None),
+        ({"userIdentity": None}, None, None, None),
+        ({}, None, None, None),
+    ],
+    ids=["full", "empty strings", "null identity", "no identity"],
+)
+def test_caller_account_principal_and_type(event, account, principal, kind):
+    assert fields.caller_account(event) == account
+    assert fields.principal(event) == principal
+    assert fields.identity_type(event) == kind
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (("a",), {"b": {"c": 1}}),
+        (("a", "b", "c"), 1),
+        (("a", "x"), None),
+        (("a", "b", "c", "d"), None),
+        ((), {"a": {"b": {"c": 1}}}),
+    ],
+)
+def test_field(path, expected):
+    assert fields.field({"a": {"b": {"c": 1}}}, *path) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("x", "x"), ("", None), (None, None), (0, None), (["x"], None)]
+)
+def test_text(value, expected):
+    assert fields.text(value) == expected
+
+
+def test_event_names_builds_a_frozenset():
+    assert fields.event_names(["GetObject", "PutObject"], "S") == frozenset(
+        {"GetObject", "PutObject"}
+    )
+    assert fields.event_names([], "S") == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("GetObject", "must be a list"),
+        (None, "must be a list"),
+        (["GetObject", 5], "5 is not an event name"),
+        (["GetObject", ""], "'' is not an event name"),
+        ([" GetObject"], "' GetObject' is not an event name"),
+        ([None], "None is not an event name"),
+    ],
+    ids=["bare-string", "none", "int-entry", "empty-entry", "padded-entry", "none-entry"],
+)
+def test_event_names_fail_loudly_naming_the_entry(values, message):
+    with pytest.raises(ValueError, match="S3_DATA_ACCESS_OPERATIONS") as error:
+        fields.event_names(values, "S3_DATA_ACCESS_OPERATIONS")
+    assert message in str(error.value)

@@ -1,0 +1,90 @@
+"""Each override takes effect when a user edits its assignment, and a bad value fails loudly."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from panther_core.enriched_event import PantherEvent
+from repo import REPO_ROOT, RULE_FILE, rule_source_with, yaml_test
+
+IPV6_TEST = "Public IPv6 address of a dual-stack VPC"
+GET = yaml_test("Real-shaped GetObject from a public IPv4 address, no requestParameters")["Log"]
+
+
+def event(**changes):
+    return PantherEvent({**GET, **changes})
+
+
+def test_s3_data_access_operations_narrows_what_matches(edited_rule):
+    rule = edited_rule(S3_DATA_ACCESS_OPERATIONS=["GetObject"])
+    assert rule.rule(event(eventName="GetObject")) is True
+    assert rule.rule(event(eventName="PutObject")) is False
+    assert rule.alert_context(event())["overrides"]["S3_DATA_ACCESS_OPERATIONS"] == ["GetObject"]
+
+
+def test_s3_data_access_operations_can_add_operations(edited_rule, rule_module):
+    assert rule_module.rule(event(eventName="HeadObject")) is False
+    rule = edited_rule(S3_DATA_ACCESS_OPERATIONS=["GetObject", "HeadObject"])
+    assert rule.rule(event(eventName="HeadObject")) is True
+
+
+def test_trusted_networks_silence_the_users_own_ranges(edited_rule, rule_module):
+    ipv6 = PantherEvent(yaml_test(IPV6_TEST)["Log"])
+    assert rule_module.rule(ipv6) is True
+    rule = edited_rule(TRUSTED_NETWORKS=["2600:1f18:4a3:6900::/56", "198.199.88.0/24"])
+    assert rule.rule(ipv6) is False
+    assert rule.rule(event()) is False  # 198.199.88.17
+    assert rule.rule(event(sourceIPAddress="8.8.8.8")) is True
+    assert rule.alert_context(event(sourceIPAddress="8.8.8.8"))["overrides"][
+        "TRUSTED_NETWORKS"
+    ] == ["2600:1f18:4a3:6900::/56", "198.199.88.0/24"]
+
+
+def test_high_severity_operations_choose_what_is_high(edited_rule):
+    rule = edited_rule(HIGH_SEVERITY_OPERATIONS=["GetObject"])
+    assert rule.severity(event(eventName="GetObject")) == "HIGH"
+    assert rule.severity(event(eventName="DeleteObject")) == "DEFAULT"
+    assert rule.severity(event(eventName="GetObject", errorCode="VpceAccessDenied")) == "LOW"
+
+
+@pytest.mark.parametrize(
+    ("assignment", "named"),
+    [
+        ({"TRUSTED_NETWORKS": ["10.0.0.0/8", "corp-vpn"]}, "'corp-vpn'"),
+        ({"TRUSTED_NETWORKS": ["2600:1f18::/129"]}, "'2600:1f18::/129'"),
+        ({"S3_DATA_ACCESS_OPERATIONS": ["GetObject", ""]}, "S3_DATA_ACCESS_OPERATIONS: ''"),
+        (
+            {"HIGH_SEVERITY_OPERATIONS": ["DeleteObject "]},
+            "HIGH_SEVERITY_OPERATIONS: 'DeleteObject '",
+        ),
+    ],
+    ids=["cidr-name", "cidr-prefix", "empty-operation", "padded-operation"],
+)
+def test_a_malformed_override_fails_at_import_naming_the_entry(edited_rule, assignment, named):
+    with pytest.raises(ValueError, match=r"is not a valid CIDR|is not an event name") as error:
+        edited_rule(**assignment)
+    assert named in str(error.value)
+
+
+def test_panther_analysis_tool_reports_a_malformed_cidr(tmp_path):
+    repo = tmp_path / "repo"
+    for folder in ("rules", "global_helpers", "packs"):
+        shutil.copytree(REPO_ROOT / folder, repo / folder)
+    edited = rule_source_with(tmp_path, TRUSTED_NETWORKS=["corp-vpn"])
+    shutil.copy(edited, repo / "rules" / RULE_FILE.name)
+    done = subprocess.run(
+        [pat(), "--skip-version-check", "test", "--path", "."],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "'corp-vpn' is not a valid CIDR" in done.stdout + done.stderr
+
+
+def pat():
+    return str(Path(sys.executable).with_name("panther_analysis_tool"))
