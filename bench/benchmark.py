@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Measure what the rule and the replay cost, on the sample dataset (`make bench`).
+
+1. Rule cost per event: the rule module's rule() called directly on PantherEvents built before
+   timing, for three mixes of the sample's records, against a floor that does one
+   event.get("eventType") per event through the same loop, and (private mix) against the same
+   checks done with an uncached ipaddress.ip_address() per event.
+2. Replay throughput: events/s of `detection-replay` on the sample dataset, against the floor of
+   only reading, gunzipping and decoding the same files with orjson (the replay's decoder).
+3. Peak memory (max RSS) of a replay over the sample and over ten days of the same organisation
+   (ten times the records), generated on the fly into a temporary directory.
+
+Timings are the minimum over several repeats (as timeit advises: the minimum is the run least
+disturbed by the rest of the machine). This measures; it asserts nothing.
+"""
+
+import argparse
+import gc
+import gzip
+import importlib.util
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+from panther_core.enriched_event import PantherEvent
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DATASET = REPO_ROOT / "samples" / "cloudtrail"
+GENERATOR = REPO_ROOT / "samples" / "generate.py"
+RULE_FILE = REPO_ROOT / "rules" / "aws_vpce_s3_external_ip.py"
+HELPERS_DIR = REPO_ROOT / "global_helpers"
+
+# Targets from the issue, printed next to the measurements.
+TARGET_NON_NETWORK_VS_FLOOR = 1.2  # at most
+TARGET_PRIVATE_VS_UNCACHED = 0.5  # at most
+TARGET_REPLAY_VS_DECODE = 0.5  # at least
+SCALE_DAYS = 10
+# Memory counts as flat when the larger input grows the peak by no more than this.
+FLAT_MEMORY_RATIO = 1.25
+# Small mixes are cycled up to this many events: one timed pass takes a few milliseconds, short
+# enough that among many repeats some run without being preempted on a busy machine, long
+# enough for the clock's resolution.
+MIN_EVENTS_PER_TIMING = 4_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    rule_repeats: int
+    replay_repeats: int
+    scale_days: int
+
+
+FULL = Settings(rule_repeats=200, replay_repeats=5, scale_days=SCALE_DAYS)
+QUICK = Settings(rule_repeats=10, replay_repeats=1, scale_days=2)
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def delivery_files(root):
+    return sorted(root.rglob("*.json.gz"))
+
+
+def read_records(root):
+    return [
+        record
+        for path in delivery_files(root)
+        for record in orjson.loads(gzip.decompress(path.read_bytes()))["Records"]
+    ]
+
+
+def load_rule():
+    """The rule module as Panther imports it: global helpers importable by GlobalID."""
+    if str(HELPERS_DIR) not in sys.path:
+        sys.path.insert(0, str(HELPERS_DIR))
+    spec = importlib.util.spec_from_file_location("aws_vpce_s3_external_ip", RULE_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def is_s3_network_activity(record):
+    return record.get("eventType") == "AwsVpceEvent" and record.get("eventSource") == (
+        "s3.amazonaws.com"
+    )
+
+
+def event_mixes(records, is_public_ip):
+    """The three mixes the issue names, as PantherEvents, built once before any timing."""
+    non_network = [r for r in records if r.get("eventType") != "AwsVpceEvent"]
+    s3_network = [r for r in records if is_s3_network_activity(r)]
+    private = [r for r in s3_network if not is_public_ip(r.get("sourceIPAddress"))]
+    public = [r for r in s3_network if is_public_ip(r.get("sourceIPAddress"))]
+    return {
+        "non-network-activity": as_events(non_network),
+        "S3 network activity, private sources": as_events(private),
+        "S3 network activity, public sources": as_events(public),
+    }
+
+
+def as_events(records):
+    return [PantherEvent({**record, "p_log_type": "AWS.CloudTrail"}) for record in records]
+
+
+def cycled(events, minimum=MIN_EVENTS_PER_TIMING):
+    """events repeated until there are at least minimum of them (same objects, same order)."""
+    if not events:
+        return events
+    return events * max(1, -(-minimum // len(events)))
+
+
+# --- 1. rule cost per event -----------------------------------------------------------------------
+
+
+def floor_check(event):
+    return event.get("eventType")
+
+
+def uncached_rule(monitored_operations):
+    """The rule's conditions with a fresh ipaddress.ip_address() parse per event, no memo."""
+
+    def is_public(value):
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return not address.is_private and address.is_global
+
+    def check(event):
+        return (
+            event.get("eventType") == "AwsVpceEvent"
+            and is_public(event.get("sourceIPAddress"))
+            and event.get("eventSource") == "s3.amazonaws.com"
+            and event.get("eventCategory") == "NetworkActivity"
+            and event.get("eventName") in monitored_operations
+        )
+
+    return check
+
+
+def one_pass(function, events):
+    started = time.perf_counter()
+    for event in events:
+        function(event)
+    return time.perf_counter() - started
+
+
+def seconds_per_event(candidates, events, repeats):
+    """For each named function: the minimum over repeats of one pass over events, per event.
+
+    The candidates take turns within each repeat, so a slow moment of the machine hits them
+    alike; garbage collection is off while timing, as in timeit.
+    """
+    best = dict.fromkeys(candidates, float("inf"))
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for name, function in candidates.items():
+                best[name] = min(best[name], one_pass(function, events))
+    finally:
+        if collecting:
+            gc.enable()
+    return {name: seconds / len(events) for name, seconds in best.items()}
+
+
+def rule_costs(rule, mixes, repeats):
+    uncached = uncached_rule(rule.MONITORED_OPERATIONS)
+    rows = []
+    for name, events in mixes.items():
+        timed = cycled(events)
+        for event in events:  # warm the rule's address memo, as a long-running process has it
+            rule.rule(event)
+        cost = seconds_per_event(
+            {"floor": floor_check, "rule": rule.rule, "uncached": uncached}, timed, repeats
+        )
+        rows.append(
+            {
+                "mix": name,
+                "events": len(events),
+                "timed_events": len(timed),
+                "floor_us": cost["floor"] * 1e6,
+                "rule_us": cost["rule"] * 1e6,
+                "uncached_us": cost["uncached"] * 1e6,
+                "rule_vs_floor": cost["rule"] / cost["floor"],
+                "rule_vs_uncached": cost["rule"] / cost["uncached"],
+            }
+        )
+    return rows
+
+
+# --- 2. replay throughput -------------------------------------------------------------------------
+
+
+def replay_command():
+    """The installed console script, else the package run as a module."""
+    script = Path(sys.executable).parent / "detection-replay"
+    if script.exists():
+        return [str(script)]
+    if importlib.util.find_spec("detection_replay") is not None:
+        return [sys.executable, "-m", "detection_replay"]
+    return None
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    document: dict
+    wall_seconds: float
+    max_rss_kib: int
+
+
+def run_replay(command, dataset):
+    """One replay in a child process: its JSON report, wall time, and that child's own max RSS."""
+    args = [*command, "--path", str(REPO_ROOT), "--format", "json", "--no-progress", str(dataset)]
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        child = subprocess.Popen(args, stdout=stdout, stderr=stderr)
+        # wait4 gives this child's own rusage; RUSAGE_CHILDREN would be the max over all children.
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        stderr.seek(0)
+        output, errors = stdout.read(), stderr.read()
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {child.returncode}: {errors.decode()[-2000:]}")
+    # ru_maxrss is in KiB on Linux, in bytes on macOS.
+    rss_kib = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss
+    return ReplayRun(json.loads(output), wall, rss_kib)
+
+
+def best_replay(command, dataset, repeats):
+    runs = [run_replay(command, dataset) for _ in range(repeats)]
+    return min(runs, key=lambda run: run.document["seconds"]), max(r.max_rss_kib for r in runs)
+
+
+def decode_floor(dataset, repeats):
+    """Events/s of only reading, gunzipping and decoding the files (no rules, no grouping)."""
+    paths = delivery_files(dataset)
+    best, count = float("inf"), 0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        count = 0
+        for path in paths:
+            with path.open("rb") as raw:
+                count += len(orjson.loads(gzip.decompress(raw.read()))["Records"])
+        best = min(best, time.perf_counter() - started)
+    return count, count / best
+
+
+def replay_throughput(command, dataset, repeats):
+    run, peak = best_replay(command, dataset, repeats)
+    records, floor_rate = decode_floor(dataset, repeats)
+    document = run.document
+    return {
+        "records": document["records_read"],
+        "decoded_records": records,
+        "alerts": document["alert_count"],
+        "replay_seconds": document["seconds"],
+        "replay_events_per_second": document["events_per_second"],
+        "wall_seconds": run.wall_seconds,
+        "wall_events_per_second": document["records_read"] / run.wall_seconds,
+        "decode_events_per_second": floor_rate,
+        "replay_vs_decode": document["events_per_second"] / floor_rate,
+        "max_rss_kib": peak,
+    }
+
+
+# --- 3. peak memory at ten times the input --------------------------------------------------------
+
+
+def generate(out, days):
+    subprocess.run(
+        [sys.executable, str(GENERATOR), "--out", str(out), "--days", str(days)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def scaled_replay(command, days):
+    with tempfile.TemporaryDirectory(prefix="replay-bench-") as scratch:
+        dataset = Path(scratch)
+        generate(dataset, days)
+        size = sum(path.stat().st_size for path in delivery_files(dataset))
+        run = run_replay(command, dataset)
+    document = run.document
+    return {
+        "days": days,
+        "records": document["records_read"],
+        "compressed_bytes": size,
+        "replay_events_per_second": document["events_per_second"],
+        "max_rss_kib": run.max_rss_kib,
+    }
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def verdict(ok):
+    return "meets target" if ok else "MISSES target"
+
+
+def rule_cost_lines(rows):
+    lines = [
+        "1. Rule cost per event: rule() on prebuilt PantherEvents, address memo warmed first",
+        "   (as in a long-running process); min of repeats; floor = one event.get('eventType')",
+        "",
+        f"   {'mix':<38}{'events':>7}{'floor µs':>10}{'rule µs':>9}{'x floor':>9}"
+        f"{'uncached µs':>13}{'x uncached':>12}",
+    ]
+    for row in rows:
+        lines.append(
+            f"   {row['mix']:<38}{row['events']:>7}{row['floor_us']:>10.3f}{row['rule_us']:>9.3f}"
+            f"{row['rule_vs_floor']:>9.2f}{row['uncached_us']:>13.3f}{row['rule_vs_uncached']:>12.2f}"
+        )
+    non_network, private = rows[0], rows[1]
+    lines += [
+        "",
+        f"   non-network-activity: {non_network['rule_vs_floor']:.2f}x floor "
+        f"(target <= {TARGET_NON_NETWORK_VS_FLOOR}x): "
+        f"{verdict(non_network['rule_vs_floor'] <= TARGET_NON_NETWORK_VS_FLOOR)}",
+        f"   private sources: {private['rule_vs_uncached']:.2f}x the uncached ipaddress variant "
+        f"(target <= {TARGET_PRIVATE_VS_UNCACHED}x): "
+        f"{verdict(private['rule_vs_uncached'] <= TARGET_PRIVATE_VS_UNCACHED)}",
+        f"   (a mix smaller than {MIN_EVENTS_PER_TIMING:,} events is cycled to that size)",
+    ]
+    return lines
+
+
+def throughput_lines(result):
+    ratio = result["replay_vs_decode"]
+    rows = [
+        ("replay, its own timer (read to alerts)", result["replay_events_per_second"],
+         f"{result['replay_seconds']:.3f} s"),
+        ("replay process, wall clock incl. start-up", result["wall_events_per_second"],
+         f"{result['wall_seconds']:.3f} s"),
+        ("floor: read + gunzip + orjson only", result["decode_events_per_second"], ""),
+    ]  # fmt: skip
+    return [
+        "",
+        "2. Replay throughput on the sample dataset (best of repeats)",
+        f"   records {result['records']:,}, alerts {result['alerts']}",
+        *(f"   {label:<44}{rate:>10,.0f} events/s  {note}".rstrip() for label, rate, note in rows),
+        f"   replay / floor: {ratio:.2f}x (target >= {TARGET_REPLAY_VS_DECODE}x): "
+        f"{verdict(ratio >= TARGET_REPLAY_VS_DECODE)}",
+    ]
+
+
+def memory_lines(sample, scaled):
+    growth = scaled["max_rss_kib"] / sample["max_rss_kib"]
+    scaled_label = f"generated, {scaled['days']} days"
+    return [
+        "",
+        "3. Peak memory (max RSS of the replay process)",
+        f"   {'input':<34}{'records':>9}{'max RSS MiB':>13}{'events/s':>11}",
+        f"   {'sample (1 day)':<34}{sample['records']:>9,}{sample['max_rss_kib'] / 1024:>13.1f}"
+        f"{sample['replay_events_per_second']:>11,.0f}",
+        f"   {scaled_label:<34}{scaled['records']:>9,}"
+        f"{scaled['max_rss_kib'] / 1024:>13.1f}{scaled['replay_events_per_second']:>11,.0f}",
+        f"   {scaled['records'] / sample['records']:.1f}x the records, {growth:.2f}x the peak "
+        f"memory: {'flat' if growth <= FLAT_MEMORY_RATIO else 'NOT flat'} "
+        f"(flat means <= {FLAT_MEMORY_RATIO}x)",
+    ]
+
+
+def environment():
+    return {
+        "python": sys.version.split()[0],
+        "platform": sys.platform,
+        "cpus": os.cpu_count(),
+    }
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats and a 2-day input (a smoke run)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    rule = load_rule()
+    # A global helper, importable by its GlobalID once load_rule() put the helpers on the path.
+    is_public_ip = importlib.import_module("public_ip").is_public_ip
+
+    records = read_records(SAMPLE_DATASET)
+    result = {
+        "environment": environment(),
+        "settings": asdict(settings),
+        "rule_cost": rule_costs(rule, event_mixes(records, is_public_ip), settings.rule_repeats),
+    }
+    lines = [
+        f"Benchmark on {len(records):,} sample records, Python {result['environment']['python']}, "
+        f"{settings.rule_repeats} repeats of each rule timing, {settings.replay_repeats} replays",
+        "",
+        *rule_cost_lines(result["rule_cost"]),
+    ]
+    command = replay_command()
+    if command is None:
+        lines += ["", "2./3. skipped: the detection-replay command is not installed"]
+    else:
+        result["replay"] = replay_throughput(command, SAMPLE_DATASET, settings.replay_repeats)
+        result["scaled"] = scaled_replay(command, settings.scale_days)
+        lines += throughput_lines(result["replay"])
+        lines += memory_lines(result["replay"], result["scaled"])
+    print(json.dumps(result, indent=2) if args.json else "\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The benchmark runs end to end (a smoke run: it measures, and nothing here judges the timings)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from repo import REPO_ROOT
+
+BENCHMARK = REPO_ROOT / "bench" / "benchmark.py"
+MIXES = [
+    "non-network-activity",
+    "S3 network activity, private sources",
+    "S3 network activity, public sources",
+]
+
+
+@pytest.mark.slow  # about 10 s: `pytest -m "not slow"` leaves it out
+def test_quick_benchmark_reports_every_measurement():
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    report = json.loads(done.stdout)
+    assert [row["mix"] for row in report["rule_cost"]] == MIXES
+    for row in report["rule_cost"]:
+        assert row["events"] > 0
+        assert row["floor_us"] > 0
+        assert row["rule_us"] > 0
+        assert row["uncached_us"] > 0
+    assert report["replay"]["records"] == report["replay"]["decoded_records"]
+    assert report["replay"]["alerts"] == 6
+    assert report["replay"]["max_rss_kib"] > 0
+    # Two days of traffic: twice the sample's noise, the incidents only once.
+    assert report["scaled"]["records"] > 1.9 * report["replay"]["records"]
+    assert report["scaled"]["max_rss_kib"] > 0
