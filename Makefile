@@ -32,3 +32,20 @@ fmt:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+.PHONY: bench samples
+
+# Rule cost per event, replay throughput and peak memory (a measurement, not a test).
+bench: install
+	$(BIN)/python bench/benchmark.py
+
+# Rewrite samples/cloudtrail/ from its seeded generator (byte-identical on every run).
+samples:
+	$(PYTHON) samples/generate.py
+
+.PHONY: replay
+
+# Set up, then replay the rules over the sample dataset (samples/cloudtrail/) and print the alerts.
+# Pass other inputs or options with ARGS, e.g. make replay ARGS="--format json path/to/logs".
+replay: install
+	$(BIN)/detection-replay $(ARGS)

@@ -1,0 +1,5 @@
+import sys
+
+from detection_replay.cli import main
+
+sys.exit(main())

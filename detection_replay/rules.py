@@ -1,0 +1,237 @@
+"""The repository's CloudTrail rules, loaded and run the way panther_analysis_tool runs them."""
+
+import logging
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from contextlib import chdir, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from panther_analysis_tool.analysis_utils import load_analysis
+from panther_analysis_tool.main import setup_data_models
+from panther_core.rule import TYPE_RULE, Rule
+
+from detection_replay.records import LOG_TYPE
+
+DEFAULT_DEDUP_PERIOD_MINUTES = 60
+SEVERITY_RANK = {"INFO": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+ALERT_CONTEXT_ERROR_KEY = "_error"
+# How many failing calls per rule are kept in full (with where they failed); all are counted.
+ERROR_EXAMPLES_KEPT = 3
+
+
+class RuleRepositoryError(Exception):
+    """The repository's analysis items could not be loaded into runnable rules."""
+
+
+@dataclass
+class RuleErrors:
+    """Failed calls of one rule's functions: counts per function and a few examples."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: list = field(default_factory=list)
+
+    def add(self, function, message, where):
+        self.counts[function] += 1
+        if len(self.examples) < ERROR_EXAMPLES_KEPT:
+            self.examples.append({"function": function, "error": message, "where": where})
+
+
+class _SwallowedErrors(logging.Handler):
+    """Collects the errors panther_core logs and replaces with defaults in batch mode.
+
+    In batch mode a failing title(), dedup(), severity(), ... does not stop the alert: the
+    engine logs "<function> method ... raised exception" with the exception and uses a
+    default, as Panther does. Panther still reports those errors, so the replay collects them.
+    """
+
+    def __init__(self):
+        super().__init__(level=logging.INFO)
+        self.pending = []
+
+    def emit(self, record):
+        error = next((arg for arg in record.args or () if isinstance(arg, BaseException)), None)
+        if error is None and record.exc_info:
+            error = record.exc_info[1]
+        if error is not None:
+            function = str(record.msg).split(" ", 1)[0]
+            self.pending.append((function, describe_exception(error)))
+
+
+def describe_exception(error):
+    return f"{type(error).__name__}: {error}"
+
+
+@dataclass
+class LoadedRule:
+    """One runnable rule with its YAML settings."""
+
+    rule_id: str
+    display_name: str
+    severity: str
+    dedup_period_minutes: int
+    threshold: int
+    engine: Rule
+    swallowed: _SwallowedErrors
+    errors: RuleErrors = field(default_factory=RuleErrors)
+    matched: int = 0
+
+    @property
+    def quick_matcher(self):
+        """The rule's own rule() function, when its False alone decides a miss; else None.
+
+        Rule.run() builds a DetectionResult of some forty fields for every event before it
+        knows whether rule() matched, several times the cost of a typical rule() itself. For a
+        rule without filters, in batch mode, run() on an event whose rule() returns False does
+        nothing else. So the replay calls rule() first and calls run() only when it returned
+        anything but False or raised; run() then judges that event exactly as Panther does
+        (including its check that rule() returns a bool). The price: a matching event's rule()
+        runs twice. With DISABLE_DETECTION_OUTPUT set, panther_core's own matcher is used, so
+        a rule's prints stay silenced.
+        """
+        engine = self.engine
+        if engine.filters or engine.detection_type != TYPE_RULE:
+            return None
+        if engine.suppress_output:
+            return engine.matcher_function
+        return engine.module.rule
+
+    @property
+    def dedup_period_seconds(self):
+        return self.dedup_period_minutes * 60
+
+    def take_swallowed_errors(self, where):
+        for function, message in self.swallowed.pending:
+            self.errors.add(function, message, where)
+        self.swallowed.pending.clear()
+
+    def alert_context(self, result):
+        """The match's alert context as a mapping; a context error counts as a rule error."""
+        if not result.alert_context_output:
+            return {}
+        context = orjson.loads(result.alert_context_output)
+        if isinstance(context, dict) and set(context) == {ALERT_CONTEXT_ERROR_KEY}:
+            self.swallowed.pending.append(("alert_context", context[ALERT_CONTEXT_ERROR_KEY]))
+        return context
+
+    def event_severity(self, result):
+        severity = result.severity_output or self.severity
+        return severity if severity in SEVERITY_RANK else self.severity
+
+
+@dataclass
+class RuleSet:
+    rules: list
+    data_model: object
+    # IDs of the repository's other rules: disabled, or not for AWS.CloudTrail.
+    skipped: list
+
+
+def is_cloudtrail_rule(spec):
+    return (
+        spec.get("AnalysisType") == "rule"
+        and bool(spec.get("Enabled", False))
+        and LOG_TYPE in (spec.get("LogTypes") or [])
+    )
+
+
+@contextmanager
+def load_rules(repository):
+    """The enabled AWS.CloudTrail rules of `repository`, with its global helpers importable."""
+    # The loader also looks for ./global_helpers relative to the working directory; run it
+    # from the repository so a replay of another checkout never mixes in this one's helpers.
+    with chdir(repository):
+        specs, invalid = load_analysis(str(repository), False, [], [], False)
+    if invalid:
+        problems = "; ".join(f"{name}: {error}" for name, error in invalid)
+        raise RuleRepositoryError(f"invalid analysis items: {problems}")
+    with global_helpers_importable(specs.globals):
+        models, invalid_models = setup_data_models(specs.data_models)
+        if invalid_models:
+            raise RuleRepositoryError(f"invalid data models: {invalid_models}")
+        rules, skipped = [], []
+        for item in specs.detections:
+            spec = item.analysis_spec
+            if is_cloudtrail_rule(spec):
+                rules.append(_runnable(item))
+            elif spec.get("RuleID"):
+                skipped.append(spec["RuleID"])
+        if not rules:
+            raise RuleRepositoryError(f"no enabled {LOG_TYPE} rule in {repository}")
+        yield RuleSet(rules, models.get(LOG_TYPE), skipped)
+
+
+@contextmanager
+def global_helpers_importable(helpers):
+    """Each global helper importable by its GlobalID, as panther_analysis_tool arranges it.
+
+    The tool copies every helper to <tmp>/panther-path/globals/<GlobalID>.py and puts that
+    directory on sys.path. The replay does the same in a directory of its own, because the
+    tool's fixed directory is shared by every process on the machine (a concurrent
+    `panther_analysis_tool test` would delete it under us).
+    """
+    directory = Path(tempfile.mkdtemp(prefix="detection-replay-globals-"))
+    # Modules of the same names imported earlier must not shadow the repository's copies while
+    # the rules load; they are put back afterwards, leaving the process as it was found.
+    shadowed = {}
+    try:
+        for item in helpers:
+            name = item.analysis_spec["GlobalID"]
+            source = Path(item.dir_name, item.analysis_spec["Filename"])
+            shutil.copyfile(source, directory / f"{name}.py")
+            shadowed[name] = sys.modules.pop(name, None)
+        sys.path.insert(0, str(directory))
+        yield
+    finally:
+        if str(directory) in sys.path:
+            sys.path.remove(str(directory))
+        for name, module in shadowed.items():
+            sys.modules.pop(name, None)
+            if module is not None:
+                sys.modules[name] = module
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _runnable(item):
+    spec = item.analysis_spec
+    rule_id = spec["RuleID"]
+    severity = str(spec.get("Severity", "INFO")).upper()
+    period = spec.get("DedupPeriodMinutes", DEFAULT_DEDUP_PERIOD_MINUTES)
+    engine = Rule(
+        {
+            "id": rule_id,
+            "analysisType": TYPE_RULE,
+            "versionId": "0000-0000-0000",
+            "path": str(Path(item.dir_name, spec["Filename"])),
+            # Panther passes these, so severity() returning "DEFAULT" resolves to the YAML's.
+            "severity": severity,
+            "dedupPeriodMinutes": period,
+        }
+    )
+    if engine.setup_exception:
+        raise RuleRepositoryError(
+            f"rule {rule_id} cannot be loaded: {describe_exception(engine.setup_exception)}"
+        )
+    swallowed = _SwallowedErrors()
+    engine.logger = _rule_logger(rule_id, swallowed)
+    return LoadedRule(
+        rule_id=rule_id,
+        display_name=spec.get("DisplayName") or rule_id,
+        severity=severity,
+        dedup_period_minutes=period,
+        threshold=int(spec.get("Threshold", 1)),
+        engine=engine,
+        swallowed=swallowed,
+    )
+
+
+def _rule_logger(rule_id, handler):
+    """A logger of the rule's own, so the errors panther_core logs reach `handler` only."""
+    logger = logging.getLogger(f"detection_replay.rule.{rule_id}")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
