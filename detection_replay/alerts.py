@@ -75,5 +75,6 @@ class AlertGrouper:
         self.alerts.append(alert)
 
     def alerts_of(self, rule):
-        """The rule's alerts that reached its Threshold, in the order they were opened."""
-        return [a for a in self.alerts if a.rule_id == rule.rule_id and a.events >= rule.threshold]
+        """The rule's alerts that reached its Threshold, earliest first."""
+        alerts = [a for a in self.alerts if a.rule_id == rule.rule_id and a.events >= rule.threshold]
+        return sorted(alerts, key=lambda alert: alert.first_event_time)
