@@ -76,5 +76,9 @@ class AlertGrouper:
 
     def alerts_of(self, rule):
         """The rule's alerts that reached its Threshold, earliest first."""
-        alerts = [a for a in self.alerts if a.rule_id == rule.rule_id and a.events >= rule.threshold]
-        return sorted(alerts, key=lambda alert: alert.first_event_time)
+        reached = [
+            alert
+            for alert in self.alerts
+            if alert.rule_id == rule.rule_id and alert.events >= rule.threshold
+        ]
+        return sorted(reached, key=lambda alert: alert.first_event_time)
