@@ -25,6 +25,7 @@ test-python:
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint
 
 fmt:
 	$(BIN)/ruff check --fix .
@@ -49,3 +50,8 @@ samples:
 # Pass other inputs or options with ARGS, e.g. make replay ARGS="--format json path/to/logs".
 replay: install
 	$(BIN)/detection-replay $(ARGS)
+
+# Mutation testing of the rule and helpers (cosmic-ray, off-tree copies); ~12 minutes on 2 cores.
+.PHONY: mutation
+mutation: install
+	$(BIN)/python mutation/run.py

@@ -83,8 +83,11 @@ IPV6_CASES = [
     ("::1:0:0:0", NOT_PUBLIC, "just after ::ffff:0:0/96, outside 2000::/3"),
     ("64:ff9b::808:808", PUBLIC, "64:ff9b::/96 NAT64 of a public address"),
     ("64:ff9b::8.8.4.4", PUBLIC, "64:ff9b::/96 NAT64, dotted form"),
+    ("064:ff9b::8.8.4.4", PUBLIC, "64:ff9b::/96 NAT64, dotted form, leading zero in a hex group"),
     ("64:ff9b::a00:1", NOT_PUBLIC, "64:ff9b::/96 NAT64 of 10.0.0.1"),
     ("64:ff9b::c000:209", NOT_PUBLIC, "64:ff9b::/96 NAT64 of 192.0.2.9, documentation"),
+    ("64:ff9b::c000:9", PUBLIC, "64:ff9b::/96 NAT64 of 192.0.0.9, PCP anycast, reachable"),
+    ("64:ff9b::c000:b", NOT_PUBLIC, "64:ff9b::/96 NAT64 of 192.0.0.11, in 192.0.0.0/24"),
     ("64:ff9b::1:0:0", NOT_PUBLIC, "just after 64:ff9b::/96, outside 2000::/3"),
     ("64:ff9a:ffff:ffff:ffff:ffff:ffff:ffff", NOT_PUBLIC, "just before 64:ff9b::/96"),
     ("64:ff9b:1::808:808", NOT_PUBLIC, "64:ff9b:1::/48 local-use translation, no IPv4 judged"),
@@ -150,6 +153,7 @@ IPV6_CASES = [
     ("4000::", NOT_PUBLIC, "just after 2000::/3"),
     ("2600:1f18:4a3:6902:8f2e:11d4:70a9:3c5e", PUBLIC, "Amazon-provided IPv6 of a VPC"),
     ("2600:1f18::1%eth0", PUBLIC, "public IPv6 with a zone index: the zone is ignored"),
+    ("2600:1f18::0123", PUBLIC, "public IPv6, leading zero in a hex group (allowed in IPv6)"),
 ]
 
 NOT_AN_ADDRESS_CASES = [

@@ -1,5 +1,7 @@
 """Actor, caller, bucket and event-name extraction from every userIdentity and resource shape."""
 
+import json
+
 import pytest
 from panther_core.enriched_event import PantherEvent
 
@@ -92,6 +94,26 @@ ACTOR_CASES = [
         "<unknown>",
     ),
     ("ARN that is only a prefix", {"type": "IAMUser", "arn": "arn:"}, "arn:"),
+    (
+        "assumed-role ARN without a role name",
+        {"type": "AssumedRole", "arn": f"arn:aws:sts::{OWNER}:assumed-role"},
+        "assumed-role",
+    ),
+    (
+        "a colon inside the ARN's resource part is kept",
+        {"type": "IAMUser", "arn": f"arn:aws:iam::{OWNER}:user/a:b"},
+        "a:b",
+    ),
+    (
+        "only the exact resource type assumed-role names the role",
+        {"type": "AssumedRole", "arn": f"arn:aws:sts::{OWNER}:Assumed-Role/Admin/jdoe"},
+        "jdoe",
+    ),
+    (
+        "only the ARN field is read as an ARN",
+        {"type": "IAMUser", "userName": "arn:aws:iam::x:user/alice"},
+        "arn:aws:iam::x:user/alice",
+    ),
 ]
 
 
@@ -150,6 +172,18 @@ def test_bucket_name(case, event, expected, wrap):
 CROSS_ACCOUNT_CASES = [
     ("same account", {"userIdentity": {"accountId": OWNER}, "vpcEndpointAccountId": OWNER}, False),
     ("other account", {"userIdentity": {"accountId": OTHER}, "vpcEndpointAccountId": OWNER}, True),
+    (
+        "other account, numbered lower",
+        {"userIdentity": {"accountId": OWNER}, "vpcEndpointAccountId": OTHER},
+        True,
+    ),
+    (
+        "same account, as parsed from JSON (equal, not identical, strings)",
+        json.loads(
+            f'{{"userIdentity": {{"accountId": "{OWNER}"}}, "vpcEndpointAccountId": "{OWNER}"}}'
+        ),
+        False,
+    ),
     ("caller account unknown", {"userIdentity": {}, "vpcEndpointAccountId": OWNER}, None),
     ("endpoint account unknown", {"userIdentity": {"accountId": OWNER}}, None),
     (

@@ -1,0 +1,128 @@
+"""A pytest fork server: the test command of a mutation run without paying for imports each time.
+
+Most of a test run's time is importing pytest, panther_analysis_tool, panther_core and their
+dependencies; none of that code is mutated. The server imports them once, then for every request
+forks a child that runs ``pytest.main`` with the request's arguments in the request's directory,
+writing to the client's own stdout and stderr (passed over the socket). The project's modules -
+the rule, the helpers and the tests - are never imported by the server, so every child loads the
+files as they are on disk at that moment, mutated or not.
+
+    python mutation/forkserver.py serve SOCKET   # in the tree under test
+    MUTATION_FORKSERVER=SOCKET python -I -S mutation/forkserver.py run PYTEST-ARGS...
+                                                 # a test command: exits as pytest would
+
+If the client is killed (cosmic-ray's timeout), the server kills the child it was running.
+"""
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+
+PRELOAD = (
+    "pytest",
+    "_pytest.python",
+    "_pytest.fixtures",
+    "hypothesis",
+    "yaml",
+    "panther_analysis_tool.analysis_utils",
+    "panther_core.rule",
+    "panther_core.enriched_event",
+)
+EXIT = struct.Struct("!i")
+POLL_SECONDS = 0.01
+SOCKET_VARIABLE = "MUTATION_FORKSERVER"
+
+
+def serve(path):
+    for name in PRELOAD:
+        __import__(name)
+    if os.path.exists(path):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    print(f"forkserver ready on {path}", flush=True)
+    while True:
+        connection, _ = listener.accept()
+        with connection:
+            handle(listener, connection)
+
+
+def handle(listener, connection):
+    message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 2)
+    request = json.loads(message)
+    child = os.fork()
+    if child == 0:
+        listener.close()
+        connection.close()
+        os.dup2(fds[0], 1)
+        os.dup2(fds[1], 2)
+        for fd in fds:
+            os.close(fd)
+        os._exit(run_pytest(request))
+    for fd in fds:
+        os.close(fd)
+    status = wait_unless_abandoned(child, connection)
+    with contextlib.suppress(OSError):  # the client is gone: nobody to tell
+        connection.sendall(EXIT.pack(status))
+
+
+def run_pytest(request):
+    os.chdir(request["cwd"])
+    sys.path[0] = request["cwd"]
+    sys.argv = ["pytest", *request["args"]]
+    sys.dont_write_bytecode = True
+    try:
+        # Imported here: the client runs without site-packages. Preloaded, so this is free.
+        import pytest  # noqa: PLC0415
+
+        # Preloaded plugins cannot be assertion-rewritten; pytest warns, harmlessly.
+        quiet = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+        code = int(pytest.main([*quiet, *request["args"]]))
+    except BaseException:  # any failure to run counts as a failed test run
+        code = 99
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+def wait_unless_abandoned(child, connection):
+    """The child's exit status; the child is killed if the client goes away first."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(connection, selectors.EVENT_READ)
+        while True:
+            done, status = os.waitpid(child, os.WNOHANG)
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+                return code if code >= 0 else 128 - code
+            if selector.select(timeout=POLL_SECONDS) and not connection.recv(1):
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+                return 1
+
+
+def run(path, args):
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(path)
+    request = json.dumps({"cwd": os.getcwd(), "args": args}).encode()
+    socket.send_fds(client, [request], [1, 2])
+    reply = b""
+    while len(reply) < EXIT.size:
+        chunk = client.recv(EXIT.size - len(reply))
+        if not chunk:
+            return 98
+        reply += chunk
+    return EXIT.unpack(reply)[0]
+
+
+if __name__ == "__main__":
+    command, *rest = sys.argv[1:]
+    if command == "serve":
+        serve(*rest)
+    else:
+        sys.exit(run(os.environ[SOCKET_VARIABLE], rest))
