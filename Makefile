@@ -51,7 +51,7 @@ samples:
 replay: install
 	$(BIN)/detection-replay $(ARGS)
 
-# Mutation testing of the rule and helpers (cosmic-ray, off-tree copies); ~12 minutes on 2 cores.
+# Mutation testing of the rule and helpers (cosmic-ray, off-tree copies); ~5 minutes on 2 cores.
 .PHONY: mutation
 mutation: install
 	$(BIN)/python mutation/run.py

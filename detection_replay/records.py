@@ -39,18 +39,28 @@ def parse_event_time(text):
     return seconds
 
 
+def is_iso_time(text):
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def record_problem(record):
     """Why `record` cannot be replayed, or None when it can. Sets p_log_type on good records."""
     # Fast path for the common, well-formed record; the slow path finds out what is wrong.
     if type(record) is dict:
         event_time = record.get("eventTime")
+        source = record.get("eventSource")
+        name = record.get("eventName")
         if (
-            type(event_time) is str
-            and event_time in _event_times
-            and type(record.get("eventSource")) is str
-            and type(record.get("eventName")) is str
-            and record["eventSource"]
-            and record["eventName"]
+            type(source) is str
+            and type(name) is str
+            and type(event_time) is str
+            and source
+            and name
+            and is_iso_time(event_time)
             and record.setdefault(LOG_TYPE_FIELD, LOG_TYPE) == LOG_TYPE
         ):
             return None
@@ -68,9 +78,7 @@ def _problem_of(record):
             return f"missing required field {field}"
         if type(value) is not str or not value:
             return f"{field} is not a non-empty string"
-    try:
-        parse_event_time(record["eventTime"])
-    except ValueError:
+    if not is_iso_time(record["eventTime"]):
         return f"eventTime {record['eventTime'][:40]!r} is not an ISO 8601 time"
     log_type = record.setdefault(LOG_TYPE_FIELD, LOG_TYPE)
     if log_type != LOG_TYPE:

@@ -32,7 +32,8 @@ EVENT_FIELDS = {
 
 
 def _cut(text, limit):
-    return text if len(text) <= limit else text[: max(limit - len(TRUNCATED), 0)] + TRUNCATED
+    """text, or its head plus the marker in limit characters (limit >= len(TRUNCATED))."""
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
 class _Budget:
@@ -41,7 +42,6 @@ class _Budget:
 
     def take(self, chars):
         self.left -= chars
-        return self.left >= 0
 
 
 def json_safe(value, max_chars=SCALAR_FIELD_CHARS, max_items=64, max_depth=8):

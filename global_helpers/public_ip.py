@@ -154,13 +154,13 @@ def parse_networks(cidrs, setting):
 
 
 def _in_networks(address, networks):
-    carried = embedded_ipv4(address)
+    # `in` is simply False across IP versions, so both forms can be tried against every network.
+    candidates = (address, embedded_ipv4(address))
     return any(
         candidate in network
-        for candidate in (address, carried)
+        for candidate in candidates
         if candidate is not None
         for network in networks
-        if network.version == candidate.version
     )
 
 

@@ -40,6 +40,9 @@ PROGRESS_EVERY_SECONDS = 30
 FORK_SERVER = ROOT / "mutation" / "forkserver.py"
 PLAIN_PYTEST = ["python", "-B", "-m", "pytest"]
 MODULE_LEVEL = "<module>"
+# Each tree keeps a fork server with the whole toolchain imported: a big CI runner's core
+# count would cost memory for little gain on a few hundred mutants.
+MAX_DEFAULT_JOBS = 8
 
 
 def tool_config(only):
@@ -288,7 +291,12 @@ def execute(work, *, trees, shards, config_file, servers, stack):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel trees")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(os.cpu_count() or 1, MAX_DEFAULT_JOBS),
+        help="parallel trees",
+    )
     parser.add_argument("--only", nargs="+", metavar="PATH", help="mutate only these files")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
