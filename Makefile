@@ -6,12 +6,19 @@ PAT := $(BIN)/panther_analysis_tool --skip-version-check
 
 .PHONY: install test test-rules test-python lint fmt clean
 
+# The install is editable, so only a change to pyproject.toml (dependencies, scripts) needs a
+# new one; the stamp keeps `make test` and `make replay` from reinstalling every time.
+INSTALLED := $(VENV)/.installed
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+$(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
 
 test: install test-rules test-python lint
 
