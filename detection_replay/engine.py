@@ -66,6 +66,9 @@ class Replay:
         quick_miss=True,
     ):
         self.rules = rule_set.rules
+        # Each replay starts from an empty key-value store, on the replayed events' clock.
+        self.store = rule_set.store
+        self.store.clear()
         self.skipped_rules = rule_set.skipped
         # (rule, its quick matcher or None): see LoadedRule.quick_matcher.
         self._checks = [(rule, rule.quick_matcher if quick_miss else None) for rule in self.rules]
@@ -120,6 +123,7 @@ class Replay:
                                 continue
                         except Exception:  # run() below records the error as Panther does
                             pass
+                    self.store.set_clock(parse_event_time(record["eventTime"]))
                     result = rule.engine.run(
                         event, NO_DESTINATIONS, NO_DESTINATIONS, batch_mode=True
                     )

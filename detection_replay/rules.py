@@ -14,6 +14,7 @@ from panther_analysis_tool.analysis_utils import load_analysis
 from panther_analysis_tool.main import setup_data_models
 from panther_core.rule import TYPE_RULE, Rule
 
+from detection_replay.kv_store import KeyValueStore
 from detection_replay.records import LOG_TYPE
 
 DEFAULT_DEDUP_PERIOD_MINUTES = 60
@@ -128,6 +129,8 @@ class RuleSet:
     data_model: object
     # IDs of the repository's other rules: disabled, or not for AWS.CloudTrail.
     skipped: list
+    # What the rules' panther_detection_helpers.caching calls reach while the set is loaded.
+    store: KeyValueStore = field(default_factory=KeyValueStore)
 
 
 def is_cloudtrail_rule(spec):
@@ -140,7 +143,8 @@ def is_cloudtrail_rule(spec):
 
 @contextmanager
 def load_rules(repository):
-    """The enabled AWS.CloudTrail rules of `repository`, with its global helpers importable."""
+    """The enabled AWS.CloudTrail rules of `repository`, with its global helpers importable and
+    Panther's key-value store answered from memory (see kv_store) until the block ends."""
     # The loader also looks for ./global_helpers relative to the working directory; run it
     # from the repository so a replay of another checkout never mixes in this one's helpers.
     with chdir(repository):
@@ -148,7 +152,8 @@ def load_rules(repository):
     if invalid:
         problems = "; ".join(f"{name}: {error}" for name, error in invalid)
         raise RuleRepositoryError(f"invalid analysis items: {problems}")
-    with global_helpers_importable(specs.globals):
+    store = KeyValueStore()
+    with store.installed(), global_helpers_importable(specs.globals):
         models, invalid_models = setup_data_models(specs.data_models)
         if invalid_models:
             raise RuleRepositoryError(f"invalid data models: {invalid_models}")
@@ -161,7 +166,7 @@ def load_rules(repository):
                 skipped.append(spec["RuleID"])
         if not rules:
             raise RuleRepositoryError(f"no enabled {LOG_TYPE} rule in {repository}")
-        yield RuleSet(rules, models.get(LOG_TYPE), skipped)
+        yield RuleSet(rules, models.get(LOG_TYPE), skipped, store)
 
 
 @contextmanager

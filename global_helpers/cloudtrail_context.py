@@ -28,6 +28,12 @@ EVENT_FIELDS = {
     "vpcEndpointId": ("vpcEndpointId",),
     "vpcEndpointAccountId": ("vpcEndpointAccountId",),
     "errorCode": ("errorCode",),
+    # The pivots an analyst searches with next.
+    "errorMessage": ("errorMessage",),
+    "eventTime": ("eventTime",),
+    "eventID": ("eventID",),
+    "requestID": ("requestID",),
+    "sharedEventID": ("sharedEventID",),
 }
 
 

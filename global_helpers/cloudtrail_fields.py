@@ -39,15 +39,39 @@ DEFAULT_ACTOR_FORMAT = "{name}"
 
 _S3_ARN = re.compile(r"arn:aws[a-z-]*:s3:::([^/]+)")
 
+# Error codes that mean the call was refused before it reached the data: the endpoint policy
+# (VpceAccessDenied), IAM or bucket policy (AccessDenied...), or credentials that do not verify.
+# Any other code (NoSuchKey, SlowDown, ...) means the call was let through and then failed.
+DENIAL_ERROR_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "SignatureDoesNotMatch",
+        "UnauthorizedAccess",
+        "VpceAccessDenied",
+    }
+)
+DENIAL_CODE_SUFFIX = "AccessDenied"
 
-def event_names(values, setting):
-    """A frozenset of event names from an override list, failing loudly on a bad entry."""
+
+def event_names(values, setting, kind="event name"):
+    """A frozenset of names from an override list, failing loudly on a bad entry."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"{setting} must be a list of event names, got {values!r}")
+        raise ValueError(f"{setting} must be a list of {kind}s, got {values!r}")
     for entry in values:
         if not isinstance(entry, str) or not entry.strip() or entry != entry.strip():
-            raise ValueError(f"{setting}: {entry!r} is not an event name")
+            raise ValueError(f"{setting}: {entry!r} is not a valid {kind}")
     return frozenset(values)
+
+
+def positive_int(value, setting, maximum):
+    """An override that must be a whole number from 1 to maximum, failing loudly otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise ValueError(f"{setting} must be a whole number from 1 to {maximum}, got {value!r}")
+    return value
 
 
 def field(mapping, *path):
@@ -94,6 +118,30 @@ def caller_account(event):
 
 def principal(event):
     return text(field(event, "userIdentity", "principalId"))
+
+
+def session_name(event):
+    """The assumed-role session name (often the person or workload), when the record says."""
+    if identity_type(event) != "AssumedRole":
+        return None
+    arn = text(field(event, "userIdentity", "arn"))
+    if arn is not None and "/" in arn:
+        return text(arn.rsplit("/", 1)[-1][:MAX_NAME_CHARS])
+    caller = principal(event)
+    if caller is not None and ":" in caller:
+        return text(caller.split(":", 1)[1][:MAX_NAME_CHARS])
+    return None
+
+
+def error_kind(event):
+    """ "denied" when the call was refused, "failed" when it failed after being let through,
+    None when the record carries no error."""
+    code = field(event, "errorCode")
+    if not code:
+        return None
+    if isinstance(code, str) and (code in DENIAL_ERROR_CODES or code.endswith(DENIAL_CODE_SUFFIX)):
+        return "denied"
+    return "failed"
 
 
 def actor(event):

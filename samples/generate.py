@@ -332,6 +332,11 @@ INCIDENTS = (
              user_agent="java"),
     Incident("dual-stack IPv6 host", "etl_v6_b", PROD, US, "2600:1f18:7c2e:4b42:61c7:e0b:7f15:a93d",
              "02:04:02", _reads(0, 95, 211) + _reads(140, name="PutObject"), user_agent="java"),
+    # (f) Bulk exfiltration: the exporter's leaked keys copy 300 objects out of the analytics
+    #     scratch bucket from a commercial VPN address in under five minutes.
+    Incident("bulk exfiltration", "exporter", ANALYTICS, US, "146.70.117.35", "22:41:05",
+             _reads(*(n * 7 // 8 for n in range(300))), "acme-analytics-scratch",
+             user_agent="boto3"),
 )  # fmt: skip
 
 HEX = "0123456789abcdef"

@@ -5,11 +5,13 @@ as-is or with an override assignment edited, and the YAML tests are read with th
 loader so they stay the single source of test logs.
 """
 
+import contextlib
 import importlib.util
 import re
 import sys
 import uuid
 from pathlib import Path
+from unittest.mock import MagicMock, patch
 
 from panther_analysis_tool.analysis_utils import load_analysis
 
@@ -43,6 +45,15 @@ def yaml_test(name):
     return test
 
 
+def yaml_mocks(module, test):
+    """The test's Mocks on module, exactly as panther_analysis_tool applies them."""
+    mocks = {
+        mock["objectName"]: MagicMock(return_value=mock["returnValue"])
+        for mock in test.get("Mocks") or []
+    }
+    return patch.multiple(module, **mocks) if mocks else contextlib.nullcontext()
+
+
 def load_module(path, name=None):
     spec = importlib.util.spec_from_file_location(name or f"rule_{uuid.uuid4().hex}", path)
     module = importlib.util.module_from_spec(spec)
@@ -54,7 +65,7 @@ def rule_source_with(tmp_path, **assignments):
     """A copy of the rule file with top-level assignments replaced, as a user would edit it."""
     source = RULE_FILE.read_text()
     for name, value in assignments.items():
-        pattern = re.compile(rf"^{name} = \[(?:\]|\n.*?^\])$", re.M | re.S)
+        pattern = re.compile(rf"^{name} = (?:\[(?:\]|\n.*?^\])|[^\[\n][^\n]*)$", re.M | re.S)
         source, count = pattern.subn(f"{name} = {value!r}", source)
         assert count == 1, f"no assignment of {name} in {RULE_FILE.name}"
     path = tmp_path / f"edited_{uuid.uuid4().hex}.py"

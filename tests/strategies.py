@@ -312,7 +312,71 @@ request_parameters = or_junk(
         },
     )
 )
-error_codes = or_junk(st.sampled_from(["VpceAccessDenied", "AccessDenied", ""]))
+error_codes = or_junk(
+    st.sampled_from(["VpceAccessDenied", "AccessDenied", "NoSuchKey", "SlowDown", ""])
+)
+
+# p_enrichment as Panther writes it (a match object or a list of them per table and selector),
+# and the shapes third-party data and other tests use: bare booleans, address lists, wrong types.
+flags = or_junk(st.booleans() | st.sampled_from(["true", "false", "True", "1"]))
+asn_matches = st.fixed_dictionaries(
+    {},
+    optional={
+        "asn": or_junk(st.sampled_from(["AS16509", "AS14618", "AS14061", "as9009", "16509"])),
+        "name": or_junk(st.sampled_from(["Amazon.com, Inc.", "DigitalOcean, LLC", ""])),
+        "domain": or_junk(st.just("digitalocean.com")),
+        "route": or_junk(st.just("198.199.64.0/18")),
+        "type": or_junk(st.sampled_from(["hosting", "isp", "business"])),
+        "p_match": or_junk(st.just("198.199.88.17")),
+    },
+)
+location_matches = st.fixed_dictionaries(
+    {},
+    optional={
+        "country": or_junk(st.sampled_from(["DE", "US", "NL", ""])),
+        "city": or_junk(st.sampled_from(["Frankfurt am Main", "Boardman"])),
+        "region": or_junk(short_text),
+        "lat": or_junk(st.just("50.11552")),
+    },
+)
+privacy_matches = st.fixed_dictionaries(
+    {},
+    optional={
+        "tor": flags,
+        "vpn": flags,
+        "proxy": flags,
+        "relay": flags,
+        "hosting": flags,
+        "service": or_junk(st.sampled_from(["NordVPN", "Apple Private Relay", ""])),
+    },
+)
+tor_matches = st.one_of(
+    st.fixed_dictionaries({"ip": st.just("185.220.101.4"), "p_match": st.just("185.220.101.4")}),
+    st.booleans(),
+    st.lists(st.just("185.220.101.4"), max_size=2),
+    nested_junk,
+)
+
+
+def _matched(match):
+    """A table's entry for sourceIPAddress: one match, a list of them, or junk instead."""
+    return st.fixed_dictionaries(
+        {"sourceIPAddress": one_in(4, nested_junk, match | st.lists(match, max_size=3))}
+    )
+
+
+enrichments = or_junk(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "ipinfo_asn": _matched(asn_matches),
+            "ipinfo_location": _matched(location_matches),
+            "ipinfo_privacy": _matched(privacy_matches),
+            "tor_exit_nodes": _matched(tor_matches),
+            "trusted_egress_ranges": _matched(st.just({"cidr": "198.199.88.0/24"})),
+        },
+    )
+)
 
 OPTIONAL_KEYS = {
     "userIdentity": user_identities,
@@ -329,6 +393,8 @@ OPTIONAL_KEYS = {
     "eventVersion": or_junk(st.sampled_from(["1.09", "1.10"])),
     "sharedEventID": or_junk(st.just("c2d41f7e-5a6b-4c3d-8e9f-EXAMPLE22222")),
     "p_log_type": st.just("AWS.CloudTrail"),
+    "p_enrichment": enrichments,
+    "p_event_time": or_junk(st.sampled_from(["2026-11-20 09:14:03.000000000", "2026-11-20"])),
 }
 
 # Header fields as a matching record has them, each now and then swapped for something else.
@@ -405,6 +471,28 @@ FIELD_NAMES = frozenset(
         "userId",
         "bucketName",
         "ARN",
+        "ipinfo_asn",
+        "ipinfo_location",
+        "ipinfo_privacy",
+        "tor_exit_nodes",
+        "trusted_egress_ranges",
+        "asn",
+        "name",
+        "domain",
+        "route",
+        "country",
+        "city",
+        "region",
+        "lat",
+        "tor",
+        "vpn",
+        "proxy",
+        "relay",
+        "hosting",
+        "service",
+        "ip",
+        "p_match",
+        "cidr",
     ]
 )
 

@@ -115,6 +115,11 @@ def test_network_activity_context_has_the_seed_fields_and_more():
         "vpcEndpointId": "vpce-0a1b2c3d4e5f6a7b8",
         "vpcEndpointAccountId": "123456789012",
         "errorCode": "VpceAccessDenied",
+        "errorMessage": "The request was denied due to a VPC endpoint policy",
+        "eventTime": "2026-11-20T07:44:38Z",
+        "eventID": "7c6e3d04-0c3b-42f2-8589-EXAMPLE826c0",
+        "requestID": "899003b8-abc4-42bb-ad95-EXAMPLE0c374",
+        "sharedEventID": "702f74c4-f692-4bfd-8491-EXAMPLEb1ac4",
         "userIdentity": {
             "type": "AWSAccount",
             "principalId": "AKIAEX",
@@ -133,6 +138,11 @@ def test_network_activity_context_has_the_seed_fields_and_more():
         "vpcEndpointId": "vpce-0a1b2c3d4e5f6a7b8",
         "vpcEndpointAccountId": "123456789012",
         "errorCode": "VpceAccessDenied",
+        "errorMessage": "The request was denied due to a VPC endpoint policy",
+        "eventTime": "2026-11-20T07:44:38Z",
+        "eventID": "7c6e3d04-0c3b-42f2-8589-EXAMPLE826c0",
+        "requestID": "899003b8-abc4-42bb-ad95-EXAMPLE0c374",
+        "sharedEventID": "702f74c4-f692-4bfd-8491-EXAMPLEb1ac4",
         "userIdentity": {
             "type": "AWSAccount",
             "principalId": "AKIAEX",

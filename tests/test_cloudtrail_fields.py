@@ -250,10 +250,10 @@ def test_event_names_builds_a_frozenset():
     [
         ("GetObject", "must be a list"),
         (None, "must be a list"),
-        (["GetObject", 5], "5 is not an event name"),
-        (["GetObject", ""], "'' is not an event name"),
-        ([" GetObject"], "' GetObject' is not an event name"),
-        ([None], "None is not an event name"),
+        (["GetObject", 5], "5 is not a valid event name"),
+        (["GetObject", ""], "'' is not a valid event name"),
+        ([" GetObject"], "' GetObject' is not a valid event name"),
+        ([None], "None is not a valid event name"),
     ],
     ids=["bare-string", "none", "int-entry", "empty-entry", "padded-entry", "none-entry"],
 )

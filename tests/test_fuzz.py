@@ -6,9 +6,11 @@ dict a unit test passes, as the ``PantherEvent`` Panther hands a rule, and throu
 CI). Inputs that ever broke something stay pinned below as ``@example``s.
 """
 
+import contextlib
 import ipaddress
 import json
 import math
+from unittest import mock
 
 import pytest
 from hypothesis import assume, example, given
@@ -33,7 +35,10 @@ from strategies import (
 
 import cloudtrail_context
 import cloudtrail_fields
+import ip_enrichment
 import public_ip
+import windowed_counter
+from detection_replay.kv_store import KeyValueStore
 
 RULE = load_module(RULE_FILE, "aws_vpce_s3_external_ip_under_fuzz")
 YAML_SEVERITY = rule_spec()["Severity"].upper()  # what the engine reports for "DEFAULT"
@@ -49,7 +54,7 @@ ENGINE_RULE = Rule(
 
 PANTHER_FIELD_LIMIT = 1000  # characters Panther keeps of a title or dedup string
 CONTEXT_LIMIT = 64 * 1024  # ours; Panther drops a context over 200 KiB
-SEVERITIES = {"LOW", "HIGH", "DEFAULT"}
+SEVERITIES = {"LOW", "MEDIUM", "HIGH", "CRITICAL", "DEFAULT"}
 
 # Hostile events worth keeping whatever the generator draws (a matching record with every
 # other field broken, non-finite numbers, integers too long for str(), huge and odd strings).
@@ -116,6 +121,22 @@ def is_optional_str(value, what):
     assert value is None or (type(value) is str and value), f"{what} returned {value!r}"
 
 
+def is_error_kind(value, what):
+    assert value in {None, "denied", "failed"}, f"{what} returned {value!r}"
+
+
+def is_optional_json_object(value, what):
+    assert value is None or isinstance(value, dict), f"{what} returned {type(value)}"
+    json.dumps(value, allow_nan=False)
+    if value is not None:
+        label = ip_enrichment.owner_label(value)
+        assert label is None or (type(label) is str and label), f"owner_label gave {label!r}"
+
+
+def is_optional_finite_number(value, what):
+    assert value is None or (type(value) is float and math.isfinite(value)), f"{what}: {value!r}"
+
+
 def is_optional_bool(value, what):
     assert value is None or type(value) is bool, f"{what} returned {value!r}"
 
@@ -140,6 +161,10 @@ EVENT_HELPER_CONTRACTS = {
     cloudtrail_fields.identity_type: is_optional_str,
     cloudtrail_fields.is_cross_account: is_optional_bool,
     cloudtrail_context.network_activity_context: is_bounded_context,
+    cloudtrail_fields.session_name: is_optional_str,
+    cloudtrail_fields.error_kind: is_error_kind,
+    ip_enrichment.source_ip_profile: is_optional_json_object,
+    windowed_counter.event_epoch: is_optional_finite_number,
 }
 EVENT_VIEWS = {"plain_dict": dict, "panther_event": PantherEvent}
 
@@ -154,8 +179,9 @@ EVENT_VIEWS = {"plain_dict": dict, "panther_event": PantherEvent}
 @given(event=cloudtrail_events)
 @pinned_events
 def test_every_rule_function_keeps_its_contract(view, event):
-    for name, contract in RULE_FUNCTION_CONTRACTS.items():
-        contract(getattr(RULE, name)(view(event)), what=name)
+    with fresh_store():  # the engine property below runs the rule against moto's DynamoDB
+        for name, contract in RULE_FUNCTION_CONTRACTS.items():
+            contract(getattr(RULE, name)(view(event)), what=name)
 
 
 def test_the_generator_reaches_every_severity_and_both_answers():
@@ -165,7 +191,8 @@ def test_the_generator_reaches_every_severity_and_both_answers():
     @fuzz_settings()
     @given(event=cloudtrail_events)
     def record(event):
-        seen.add((RULE.rule(event), RULE.severity(event)))
+        with fresh_store():
+            seen.add((RULE.rule(event), RULE.severity(event)))
 
     record()
     assert {(True, "LOW"), (True, "HIGH"), (True, "DEFAULT"), (False, "DEFAULT")} <= seen
@@ -197,7 +224,17 @@ def test_plain_dict_and_panther_event_get_the_same_outputs(event):
     assume(reads_the_same_in_any_case(event))
     for name in RULE_FUNCTION_CONTRACTS:
         function = getattr(RULE, name)
-        assert function(event) == function(PantherEvent(event)), name
+        with fresh_store():
+            as_dict = function(event)
+        with fresh_store():
+            assert as_dict == function(PantherEvent(event)), name
+
+
+@contextlib.contextmanager
+def fresh_store():
+    """The rule counting in an empty key-value store (the replay's), so two calls compare."""
+    with mock.patch.object(RULE, "increment_counter", KeyValueStore().increment_counter):
+        yield
 
 
 @fuzz_settings()
@@ -214,9 +251,14 @@ def test_plain_dict_and_panther_event_get_the_same_outputs(event):
         },
     ),
 )
-def test_dedup_ignores_the_operation_and_the_objects(event, later):
-    """One alert per caller and outside address, whatever objects or operations follow."""
-    assert RULE.dedup({**event, **later}) == RULE.dedup(event)
+def test_dedup_ignores_the_operation_and_the_objects_within_a_severity(event, later):
+    """One alert per caller, outside address and severity, whatever objects or operations follow;
+    an event of another severity opens an alert of its own."""
+    with fresh_store():
+        first = (RULE.dedup(event), RULE.severity(event))
+    with fresh_store():
+        then = (RULE.dedup({**event, **later}), RULE.severity({**event, **later}))
+    assert (first[0] == then[0]) is (first[1] == then[1])
 
 
 # --- the same through panther_core's engine -----------------------------------------------------
@@ -240,7 +282,7 @@ def test_engine_runs_every_function_without_error(event):
     is_real_bool(result.detection_output, "rule")
     is_bounded_str(result.title_output, "title")
     is_bounded_str(result.dedup_output, "dedup")
-    assert result.severity_output in {"LOW", "HIGH", YAML_SEVERITY}, result.severity_output
+    assert result.severity_output in {"LOW", "MEDIUM", "HIGH", "CRITICAL"}, result.severity_output
     context = json.loads(result.alert_context_output)
     assert "_error" not in context, context
     assert len(result.alert_context_output) <= CONTEXT_LIMIT

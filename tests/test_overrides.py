@@ -4,12 +4,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from panther_core.enriched_event import PantherEvent
 from repo import REPO_ROOT, RULE_FILE, rule_source_with, yaml_test
 
+from detection_replay.kv_store import KeyValueStore
+
 IPV6_TEST = "Public IPv6 address of a dual-stack VPC"
+MALFORMED_OVERRIDE = r"is not a valid (CIDR|event name|table name)|must be (a whole number|a list)"
 GET = yaml_test("Real-shaped GetObject from a public IPv4 address, no requestParameters")["Log"]
 
 
@@ -49,6 +53,29 @@ def test_high_severity_operations_choose_what_is_high(edited_rule):
     assert rule.severity(event(eventName="GetObject", errorCode="VpceAccessDenied")) == "LOW"
 
 
+def test_bulk_access_overrides_set_the_threshold_and_window(edited_rule):
+    rule = edited_rule(BULK_ACCESS_OPERATIONS=3, BULK_ACCESS_WINDOW_MINUTES=10)
+    store = KeyValueStore()
+    with mock.patch.object(rule, "increment_counter", store.increment_counter):
+        severities = [rule.severity(event()) for _ in range(4)]
+        later = rule.severity(event(eventTime="2026-11-20T09:20:00Z"))  # the next 10 minutes
+    assert severities == ["DEFAULT", "DEFAULT", "CRITICAL", "CRITICAL"]
+    assert later == "DEFAULT"
+    overrides = rule.alert_context(event())["overrides"]
+    assert (overrides["BULK_ACCESS_OPERATIONS"], overrides["BULK_ACCESS_WINDOW_MINUTES"]) == (3, 10)
+
+
+def test_trusted_lookup_tables_trust_what_panther_matched_in_them(edited_rule, rule_module):
+    matched = {"corp_egress": {"sourceIPAddress": {"cidr": "198.199.88.0/24"}}}
+    other = {"partner_ranges": {"sourceIPAddress": [{"cidr": "198.199.88.0/24"}]}}
+    rule = edited_rule(TRUSTED_LOOKUP_TABLES=["corp_egress"])
+    assert rule_module.rule(event(p_enrichment=matched)) is True
+    assert rule.rule(event(p_enrichment=matched)) is False
+    assert rule.rule(event(p_enrichment=other)) is True
+    assert rule.rule(event()) is True
+    assert rule.alert_context(event())["overrides"]["TRUSTED_LOOKUP_TABLES"] == ["corp_egress"]
+
+
 @pytest.mark.parametrize(
     ("assignment", "named"),
     [
@@ -59,11 +86,30 @@ def test_high_severity_operations_choose_what_is_high(edited_rule):
             {"HIGH_SEVERITY_OPERATIONS": ["DeleteObject "]},
             "HIGH_SEVERITY_OPERATIONS: 'DeleteObject '",
         ),
+        ({"TRUSTED_LOOKUP_TABLES": ["corp_egress", ""]}, "TRUSTED_LOOKUP_TABLES: ''"),
+        ({"TRUSTED_LOOKUP_TABLES": "corp_egress"}, "must be a list of table names"),
+        ({"BULK_ACCESS_OPERATIONS": 0}, "BULK_ACCESS_OPERATIONS must be a whole number"),
+        ({"BULK_ACCESS_OPERATIONS": "100"}, "got '100'"),
+        ({"BULK_ACCESS_OPERATIONS": True}, "got True"),
+        ({"BULK_ACCESS_WINDOW_MINUTES": 1441}, "from 1 to 1440, got 1441"),
+        ({"BULK_ACCESS_WINDOW_MINUTES": 7.5}, "got 7.5"),
     ],
-    ids=["cidr-name", "cidr-prefix", "empty-operation", "padded-operation"],
+    ids=[
+        "cidr-name",
+        "cidr-prefix",
+        "empty-operation",
+        "padded-operation",
+        "empty-table",
+        "table-not-a-list",
+        "zero-operations",
+        "operations-as-text",
+        "operations-as-bool",
+        "window-over-a-day",
+        "window-fraction",
+    ],
 )
 def test_a_malformed_override_fails_at_import_naming_the_entry(edited_rule, assignment, named):
-    with pytest.raises(ValueError, match=r"is not a valid CIDR|is not an event name") as error:
+    with pytest.raises(ValueError, match=MALFORMED_OVERRIDE) as error:
         edited_rule(**assignment)
     assert named in str(error.value)
 

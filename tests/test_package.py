@@ -1,5 +1,7 @@
 """The package as Panther receives it: metadata, IDs that clash with nothing, the artifact."""
 
+import csv
+import ipaddress
 import json
 import re
 import shutil
@@ -121,6 +123,7 @@ def test_pack_holds_the_rule_and_every_helper():
     specs = load_specs()
     (pack,) = specs.packs
     ids = {RULE_ID} | {item.analysis_spec["GlobalID"] for item in specs.globals}
+    ids |= {item.analysis_spec["LookupName"] for item in specs.lookup_tables}
     assert set(pack.analysis_spec["PackDefinition"]["IDs"]) == ids
 
 
@@ -160,9 +163,28 @@ def test_zip_artifact_holds_the_package_and_nothing_else(tmp_path):
         "rules/aws_vpce_s3_external_ip.py",
         "rules/aws_vpce_s3_external_ip.yml",
         "packs/aws_vpce_s3_external_ip.yml",
+        "lookup_tables/trusted_egress_ranges.yml",
+        "lookup_tables/trusted_egress_ranges.csv",
     } | {
         f"global_helpers/{item.analysis_spec['GlobalID']}.{ext}"
         for item in load_specs().globals
         for ext in ("py", "yml")
     }
     assert names == expected
+
+
+def test_the_example_lookup_table_validates_and_its_rows_are_ranges():
+    done = pat("test-lookup-table", "--path", "lookup_tables/trusted_egress_ranges.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (table,) = load_specs().lookup_tables
+    spec = table.analysis_spec
+    assert spec["LogTypeMap"]["AssociatedLogTypes"] == [
+        {"LogType": "AWS.CloudTrail", "Selectors": ["sourceIPAddress"]}
+    ]
+    schema = yaml.safe_load((REPO_ROOT / "schemas" / "trusted_egress_ranges.yml").read_text())
+    assert schema["schema"] == spec["Schema"]
+    key = spec["LogTypeMap"]["PrimaryKey"]
+    assert key in {field["name"] for field in schema["fields"]}
+    with (REPO_ROOT / "lookup_tables" / spec["Filename"]).open(newline="") as rows:
+        ranges = [ipaddress.ip_network(row[key]) for row in csv.DictReader(rows)]
+    assert ranges

@@ -221,7 +221,8 @@ def test_actor_names_and_accounts_are_cut_to_256_characters():
 def test_title_never_shows_an_empty_part(rule_module):
     title = rule_module.title(PantherEvent({**MATCH, "eventName": "", "sourceIPAddress": "  "}))
     assert title == (
-        "S3 <unknown> (bucket not in record) by DataPipeline from external IP <unknown> "
+        "S3 <unknown> (bucket not in record) by DataPipeline (session etl-nightly) from external "
+        "IP <unknown> "
         "via VPC endpoint"
     )
 

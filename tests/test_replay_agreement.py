@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from repo import REPO_ROOT, RULE_ID, yaml_tests
+from repo import REPO_ROOT, RULE_ID, yaml_mocks, yaml_tests
 from test_replay_support import alerts, replay, write_jsonl
 
 from detection_replay.records import record_problem
@@ -56,7 +56,9 @@ def test_replay_matches_exactly_when_the_tool_says_the_rule_fires(
     tmp_path, rule_set, tool_verdicts, name
 ):
     log = TESTS[name]["Log"]
-    result = replay(rule_set, write_jsonl(tmp_path / "log.jsonl", [log]))
+    (rule,) = rule_set.rules
+    with yaml_mocks(rule.engine.module, TESTS[name]):  # the store's answer, as the tool gives it
+        result = replay(rule_set, write_jsonl(tmp_path / "log.jsonl", [log]))
     verdict = tool_verdicts[name]
     fired = verdict["rule"] == "true"
     assert fired is TESTS[name]["ExpectedResult"]

@@ -65,14 +65,28 @@ def test_different_dedup_strings_make_different_alerts(tmp_path, rule_set):
     assert [alert.events for alert in found] == [2, 1]
 
 
-def test_the_alert_takes_the_highest_severity_and_keeps_its_first_title(tmp_path, rule_set):
+def test_an_escalation_opens_an_alert_of_its_own(tmp_path, rule_set):
     delete = log_of(EXTERNAL_DELETE, eventTime=at_minute(10), sourceIPAddress="198.199.88.17")
     denied = external_get(20, errorCode="VpceAccessDenied")
-    (alert,) = replay_records(tmp_path, rule_set, [external_get(0), delete, denied])
-    assert alert.events == 3
-    assert alert.severity == "HIGH"
-    assert alert.title.startswith("S3 GetObject ")
-    assert alert.alert_context["eventName"] == "GetObject"
+    records = [external_get(0), delete, external_get(15), denied]
+    found = replay_records(tmp_path, rule_set, records)
+    assert [(a.severity, a.events, a.alert_context["eventName"]) for a in found] == [
+        ("MEDIUM", 2, "GetObject"),
+        ("HIGH", 1, "DeleteObject"),
+        ("LOW", 1, "GetObject"),
+    ]
+    assert found[1].title.startswith("S3 DeleteObject ")
+
+
+def test_the_replay_counts_bulk_access_on_the_events_clock(tmp_path, rule_set):
+    # 120 reads in two minutes, replayed years later: the 100th and after are bulk access.
+    records = [external_get(n / 60) for n in range(120)]
+    quiet, bulk = replay_records(tmp_path, rule_set, records)
+    assert (quiet.severity, quiet.events) == ("MEDIUM", 99)
+    assert (bulk.severity, bulk.events) == ("CRITICAL", 21)
+    assert bulk.title.startswith("Bulk access (100 operations in 60 min so far): ")
+    assert bulk.alert_context["bulkAccess"]["stateUnavailable"] is None
+    assert rule_set.store.calls == 120
 
 
 @pytest.mark.parametrize(

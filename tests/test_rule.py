@@ -5,84 +5,168 @@ import json
 import pytest
 from panther_core.enriched_event import PantherEvent
 from panther_core.rule import Rule
-from repo import RULE_FILE, RULE_ID, rule_spec, yaml_test, yaml_tests
+from repo import RULE_FILE, RULE_ID, rule_spec, yaml_mocks, yaml_test, yaml_tests
 
-# Expected alert for every YAML test that matches: severity, title, dedup string.
-# Severity is as Panther shows it: "DEFAULT" from the rule resolves to the YAML's Medium.
+# Expected alert for every YAML test that matches: severity, title, dedup string. Severity is as
+# Panther shows it: "DEFAULT" from the rule resolves to the YAML's Medium. Each test's Mocks (the
+# key-value store's answer) apply, as in panther_analysis_tool.
 ROLE_CALLER = "123456789012:AROAIOSFODNN7EXAMPLE:etl-nightly"
 REDACTED_CALLER = "777788889999:AKIAI44QH8DHBEXAMPLE"
 REDACTED_ACTOR = "AKIAI44QH8DHBEXAMPLE in account 777788889999"
+PIPELINE = "DataPipeline (session etl-nightly)"
 NO_BUCKET = "(bucket not in record)"
+VIA = "via VPC endpoint"
+
+
+def _get(operation="GetObject", address="198.199.88.17", verb="S3", by=PIPELINE, target=NO_BUCKET):
+    return f"{verb} {operation} {target} by {by} from external IP {address} {VIA}"
+
+
 EXPECTED_ALERTS = {
     "External IP Access": (
         "MEDIUM",
-        "S3 GetObject on sensitive-data-bucket by AIDAEXAMPLE from external IP 8.8.8.8 "
-        "via VPC endpoint",
-        "012345678901:AIDAEXAMPLE:8.8.8.8",
+        _get(address="8.8.8.8", by="AIDAEXAMPLE", target="on sensitive-data-bucket"),
+        "012345678901:AIDAEXAMPLE:8.8.8.8:DEFAULT",
     ),
     "Real-shaped GetObject from a public IPv4 address, no requestParameters": (
         "MEDIUM",
-        f"S3 GetObject {NO_BUCKET} by DataPipeline from external IP 198.199.88.17 via VPC endpoint",
-        f"{ROLE_CALLER}:198.199.88.17",
+        _get(),
+        f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
     ),
     "Denied probe from a public address by a cross-account caller": (
         "LOW",
-        f"Denied S3 GetObject {NO_BUCKET} by {REDACTED_ACTOR} from external IP 45.33.32.156 "
-        "via VPC endpoint",
-        f"{REDACTED_CALLER}:45.33.32.156",
+        _get(verb="Denied S3", by=REDACTED_ACTOR, address="45.33.32.156"),
+        f"{REDACTED_CALLER}:45.33.32.156:LOW",
     ),
     "Cross-account caller writes an object from a public address": (
         "MEDIUM",
-        f"S3 PutObject {NO_BUCKET} by {REDACTED_ACTOR} from external IP 45.33.32.156 "
-        "via VPC endpoint",
-        f"{REDACTED_CALLER}:45.33.32.156",
+        _get("PutObject", by=REDACTED_ACTOR, address="45.33.32.156"),
+        f"{REDACTED_CALLER}:45.33.32.156:DEFAULT",
     ),
     "DeleteObject from a public address is high severity": (
         "HIGH",
-        f"S3 DeleteObject {NO_BUCKET} by DataPipeline from external IP 185.199.108.153 "
-        "via VPC endpoint",
-        f"{ROLE_CALLER}:185.199.108.153",
+        _get("DeleteObject", address="185.199.108.153"),
+        f"{ROLE_CALLER}:185.199.108.153:HIGH",
     ),
     "PutObjectAcl from a public address is high severity": (
         "HIGH",
-        f"S3 PutObjectAcl {NO_BUCKET} by DataPipeline from external IP 185.199.108.153 "
-        "via VPC endpoint",
-        f"{ROLE_CALLER}:185.199.108.153",
+        _get("PutObjectAcl", address="185.199.108.153"),
+        f"{ROLE_CALLER}:185.199.108.153:HIGH",
     ),
     "Denied DeleteObject stays low severity": (
         "LOW",
-        f"Denied S3 DeleteObject {NO_BUCKET} by DataPipeline from external IP 185.199.108.153 "
-        "via VPC endpoint",
-        f"{ROLE_CALLER}:185.199.108.153",
+        _get("DeleteObject", verb="Denied S3", address="185.199.108.153"),
+        f"{ROLE_CALLER}:185.199.108.153:LOW",
     ),
     "IAM user copies an object, bucket only in resources": (
         "MEDIUM",
-        "S3 CopyObject on build-artifacts-prod by ci-deployer from external IP 9.9.9.9 "
-        "via VPC endpoint",
-        "123456789012:AIDAJQABLZS4A3QDU576Q:9.9.9.9",
+        _get("CopyObject", address="9.9.9.9", by="ci-deployer", target="on build-artifacts-prod"),
+        "123456789012:AIDAJQABLZS4A3QDU576Q:9.9.9.9:DEFAULT",
     ),
     "Public IPv6 address of a dual-stack VPC": (
         "MEDIUM",
-        f"S3 GetObjectVersion {NO_BUCKET} by DataPipeline from external IP "
-        "2600:1f18:4a3:6902:8f2e:11d4:70a9:3c5e via VPC endpoint",
-        f"{ROLE_CALLER}:2600:1f18:4a3:6902:8f2e:11d4:70a9:3c5e",
+        _get("GetObjectVersion", address="2600:1f18:4a3:6902:8f2e:11d4:70a9:3c5e"),
+        f"{ROLE_CALLER}:2600:1f18:4a3:6902:8f2e:11d4:70a9:3c5e:DEFAULT",
     ),
     "IPv4-mapped IPv6 form of a public address": (
         "MEDIUM",
-        f"S3 GetObject {NO_BUCKET} by DataPipeline from external IP ::ffff:8.8.4.4 "
-        "via VPC endpoint",
-        f"{ROLE_CALLER}:::ffff:8.8.4.4",
+        _get(address="::ffff:8.8.4.4"),
+        f"{ROLE_CALLER}:::ffff:8.8.4.4:DEFAULT",
     ),
     "6to4 address carrying a public IPv4 address": (
         "MEDIUM",
-        f"S3 GetObject {NO_BUCKET} by DataPipeline from external IP 2002:808:404::1 "
-        "via VPC endpoint",
-        f"{ROLE_CALLER}:2002:808:404::1",
+        _get(address="2002:808:404::1"),
+        f"{ROLE_CALLER}:2002:808:404::1:DEFAULT",
     ),
     "Address with surrounding whitespace": (
         "MEDIUM",
-        f"S3 GetObject {NO_BUCKET} by DataPipeline from external IP 1.1.1.1 via VPC endpoint",
-        f"{ROLE_CALLER}:1.1.1.1",
+        _get(address="1.1.1.1"),
+        f"{ROLE_CALLER}:1.1.1.1:DEFAULT",
+    ),
+    "Bulk access: one operation below the threshold stays MEDIUM": (
+        "MEDIUM",
+        _get(),
+        f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
+    ),
+    "Bulk access: reaching the threshold is CRITICAL": (
+        "CRITICAL",
+        f"Bulk access (100 operations in 60 min so far): {_get()}",
+        f"{ROLE_CALLER}:198.199.88.17:CRITICAL",
+    ),
+    "Bulk access: past the threshold is CRITICAL": (
+        "CRITICAL",
+        f"Bulk access (150 operations in 60 min so far): {_get()}",
+        f"{ROLE_CALLER}:198.199.88.17:CRITICAL",
+    ),
+    "Bulk deletes are CRITICAL too": (
+        "CRITICAL",
+        f"Bulk access (240 operations in 60 min so far): {_get('DeleteObject')}",
+        f"{ROLE_CALLER}:198.199.88.17:CRITICAL",
+    ),
+    "Many denied probes stay MEDIUM, never more": (
+        "MEDIUM",
+        f"Bulk access (500 operations in 60 min so far): {_get(verb='Denied S3')}",
+        f"{ROLE_CALLER}:198.199.88.17:MEDIUM",
+    ),
+    "The store answers garbage: severity as without state": (
+        "MEDIUM",
+        _get(),
+        f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
+    ),
+    "A failed read (NoSuchKey) is titled failed and stays LOW": (
+        "LOW",
+        _get("GetObject (NoSuchKey)", verb="Failed S3"),
+        f"{ROLE_CALLER}:198.199.88.17:LOW",
+    ),
+    "A bucket policy denial (AccessDenied) is a denial": (
+        "LOW",
+        _get(verb="Denied S3"),
+        f"{ROLE_CALLER}:198.199.88.17:LOW",
+    ),
+    "Assumed role with a person's session name": (
+        "MEDIUM",
+        _get(address="81.2.69.160", by="DataEngineer (session jdoe@example.com)"),
+        "123456789012:AROA3EXAMPLEPERSON01:jdoe@example.com:81.2.69.160:DEFAULT",
+    ),
+    "Enriched address names its owner and country": (
+        "MEDIUM",
+        _get(address="198.199.88.17 (AS14061 DigitalOcean, DE)"),
+        f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
+    ),
+    "Tor exit node raises a read to HIGH": (
+        "HIGH",
+        _get(address="185.220.101.4 (Tor exit node, AS60729 Stiftung Erneuerbare Freiheit, DE)"),
+        f"{ROLE_CALLER}:185.220.101.4:HIGH",
+    ),
+    "Tor exit node list matched as a bare true": (
+        "HIGH",
+        _get(address="185.220.101.4 (Tor exit node)"),
+        f"{ROLE_CALLER}:185.220.101.4:HIGH",
+    ),
+    "Denied call from a Tor exit node stays LOW": (
+        "LOW",
+        _get(verb="Denied S3", address="185.220.101.4 (Tor exit node)"),
+        f"{ROLE_CALLER}:185.220.101.4:LOW",
+    ),
+    "Commercial VPN address raises a write to HIGH": (
+        "HIGH",
+        _get("PutObject", address="146.70.117.35 (VPN NordVPN, AS9009 M247 Europe SRL, NL)"),
+        f"{ROLE_CALLER}:146.70.117.35:HIGH",
+    ),
+    "Amazon's own address space is named in the title": (
+        "MEDIUM",
+        _get(address="52.42.146.205 (AS16509 Amazon AWS, US)"),
+        f"{ROLE_CALLER}:52.42.146.205:DEFAULT",
+    ),
+    "Enrichment of odd shapes is read defensively": (
+        "MEDIUM",
+        _get(address="198.199.88.17 (AS14061 DigitalOcean)"),
+        f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
+    ),
+    "A match in a lookup table not named in TRUSTED_LOOKUP_TABLES still alerts": (
+        "MEDIUM",
+        _get(),
+        f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
     ),
 }
 
@@ -97,12 +181,21 @@ CONTEXT_KEYS = {
     "userIdentity",
     "actor_user",
     "bucketName",
-    # Where the call came in, and how the rule was tuned.
+    # Where the call came in, what became of it, and the pivots an analyst searches with next.
     "vpcEndpointId",
     "vpcEndpointAccountId",
     "errorCode",
+    "errorMessage",
+    "eventTime",
+    "eventID",
+    "requestID",
+    "sharedEventID",
     "crossAccount",
     "denied",
+    "outcome",
+    # What state and enrichment said, and how the rule was tuned.
+    "bulkAccess",
+    "sourceIPEnrichment",
     "overrides",
 }
 
@@ -128,8 +221,10 @@ def panther_rule():
 ENGINE = panther_rule()
 
 
-def run(log, batch_mode=False):
-    return ENGINE.run(PantherEvent(log), {}, {}, batch_mode=batch_mode)
+def run(test, batch_mode=False):
+    """The YAML test through the engine, its Mocks applied as panther_analysis_tool applies them."""
+    with yaml_mocks(ENGINE.module, test):
+        return ENGINE.run(PantherEvent(test["Log"]), {}, {}, batch_mode=batch_mode)
 
 
 def errors(result):
@@ -142,7 +237,7 @@ def errors(result):
 @pytest.mark.parametrize("test", TESTS, ids=TEST_NAMES)
 @pytest.mark.parametrize("batch_mode", [False, True], ids=["test-mode", "batch-mode"])
 def test_yaml_case_through_the_engine(test, batch_mode):
-    result = run(test["Log"], batch_mode=batch_mode)
+    result = run(test, batch_mode=batch_mode)
     assert errors(result) == {}
     assert result.detection_output is test["ExpectedResult"]
     assert result.trigger_alert is test["ExpectedResult"]
@@ -150,7 +245,7 @@ def test_yaml_case_through_the_engine(test, batch_mode):
 
 @pytest.mark.parametrize("name", MATCHING)
 def test_yaml_alert_outputs(name):
-    result = run(yaml_test(name)["Log"])
+    result = run(yaml_test(name))
     severity, title, dedup = EXPECTED_ALERTS[name]
     assert (result.severity_output, result.title_output, result.dedup_output) == (
         severity,
@@ -159,7 +254,7 @@ def test_yaml_alert_outputs(name):
     )
     context = json.loads(result.alert_context_output)
     assert set(context) == CONTEXT_KEYS
-    assert context["denied"] is (severity == "LOW")
+    assert context["denied"] is title.startswith(("Denied", "Bulk access (500"))
 
 
 def test_every_matching_yaml_case_has_expected_outputs():
@@ -181,7 +276,7 @@ def test_yaml_has_the_cases_users_rely_on():
     )
     assert {"External IP Access", "Internal IP Access", "Not S3 Service"} <= set(TEST_NAMES)
     severities = {EXPECTED_ALERTS[name][0] for name in MATCHING}
-    assert severities == {"LOW", "MEDIUM", "HIGH"}
+    assert severities == {"LOW", "MEDIUM", "HIGH", "CRITICAL"}
 
 
 # --- the alert functions, directly -------------------------------------------------------------
@@ -276,5 +371,8 @@ def test_alert_context_reports_the_overrides_in_effect(rule_module):
         "S3_DATA_ACCESS_OPERATIONS": sorted(rule_module.S3_DATA_ACCESS_OPERATIONS),
         "TRUSTED_NETWORKS": [],
         "HIGH_SEVERITY_OPERATIONS": sorted(rule_module.HIGH_SEVERITY_OPERATIONS),
+        "BULK_ACCESS_OPERATIONS": 100,
+        "BULK_ACCESS_WINDOW_MINUTES": 60,
+        "TRUSTED_LOOKUP_TABLES": [],
     }
     assert json.loads(json.dumps(context, allow_nan=False)) == context

@@ -26,29 +26,45 @@ DAY = "2026-11-20"
 IPV6_BLOCK = "2600:1f18:7c2e:4b00::/56"
 
 # The planted incidents, as alerts: dedup string -> (severity, events, first seen, last seen).
+# A dedup string ends in its severity: an escalation opens an alert of its own, which pages.
 ROLE = "123456789012:AROAEXAMPLE"
+EXPORTER = "444455556666:AROAEXAMPLEEXPORTER10:export-daily:146.70.117.35"
 EXPECTED_ALERTS = {
     # (a) an outside address reads objects for ~20 minutes with stolen instance-role credentials
-    f"{ROLE}RPTBATCH03:i-0f3c2a9e5b7d41a86:198.199.88.17": ("MEDIUM", 8, "03:12:28", "03:31:40"),
+    f"{ROLE}RPTBATCH03:i-0f3c2a9e5b7d41a86:198.199.88.17:DEFAULT": (
+        "MEDIUM",
+        8,
+        "03:12:28",
+        "03:31:40",
+    ),
     # (b) a denied probe by an account outside the organisation
-    "777788889999:AKIAEXAMPLEOUTSIDR15:45.33.32.156": ("LOW", 4, "07:44:38", "07:45:12"),
+    "777788889999:AKIAEXAMPLEOUTSIDR15:45.33.32.156:LOW": ("LOW", 4, "07:44:38", "07:45:12"),
     # (c) a cross-account caller (redacted identity) from a public address
-    "444455556666:AKIAEXAMPLEJRIVERA14:9.9.9.9": ("MEDIUM", 4, "13:05:52", "13:08:32"),
-    # (d) deletes from an outside address
-    "123456789012:AIDAEXAMPLEBACKUPSY09:185.199.108.153": ("HIGH", 4, "19:20:14", "19:20:50"),
+    "444455556666:AKIAEXAMPLEJRIVERA14:9.9.9.9:DEFAULT": ("MEDIUM", 4, "13:05:52", "13:08:32"),
+    # (d) a read, then deletes from an outside address: the deletes page on their own
+    "123456789012:AIDAEXAMPLEBACKUPSY09:185.199.108.153:DEFAULT": (
+        "MEDIUM",
+        1,
+        "19:20:14",
+        "19:20:14",
+    ),
+    "123456789012:AIDAEXAMPLEBACKUPSY09:185.199.108.153:HIGH": ("HIGH", 3, "19:20:47", "19:20:50"),
     # (e) two hosts of the dual-stack VPC, from its Amazon-provided IPv6 block
-    f"{ROLE}DATAPIPE01:i-0d5b7e2c9a41f3806:2600:1f18:7c2e:4b17:9d3a:5e1:c08f:2b64": (
+    f"{ROLE}DATAPIPE01:i-0d5b7e2c9a41f3806:2600:1f18:7c2e:4b17:9d3a:5e1:c08f:2b64:DEFAULT": (
         "MEDIUM",
         8,
         "02:03:40",
         "02:09:00",
     ),
-    f"{ROLE}DATAPIPE01:i-07c1e94b2f60d8a35:2600:1f18:7c2e:4b42:61c7:e0b:7f15:a93d": (
+    f"{ROLE}DATAPIPE01:i-07c1e94b2f60d8a35:2600:1f18:7c2e:4b42:61c7:e0b:7f15:a93d:DEFAULT": (
         "MEDIUM",
         4,
         "02:04:02",
         "02:07:33",
     ),
+    # (f) bulk exfiltration: 300 reads in under five minutes; from the 100th on, CRITICAL
+    f"{EXPORTER}:DEFAULT": ("MEDIUM", 99, "22:41:05", "22:42:30"),
+    f"{EXPORTER}:CRITICAL": ("CRITICAL", 201, "22:42:31", "22:45:26"),
 }
 IPV6_INCIDENTS = {dedup for dedup in EXPECTED_ALERTS if ":2600:1f18:" in dedup}
 INCIDENT_ADDRESSES = {
@@ -56,6 +72,7 @@ INCIDENT_ADDRESSES = {
     "45.33.32.156",
     "9.9.9.9",
     "185.199.108.153",
+    "146.70.117.35",
     "2600:1f18:7c2e:4b17:9d3a:5e1:c08f:2b64",
     "2600:1f18:7c2e:4b42:61c7:e0b:7f15:a93d",
 }
@@ -238,7 +255,7 @@ def test_public_sources_on_s3_endpoints_are_only_the_incidents(records):
         if r["eventSource"] == "s3.amazonaws.com" and is_public_ip(r["sourceIPAddress"])
     }
     assert public == INCIDENT_ADDRESSES
-    assert all(any(dedup.endswith(f":{a}") for dedup in EXPECTED_ALERTS) for a in public)
+    assert all(any(f":{a}:" in dedup for dedup in EXPECTED_ALERTS) for a in public)
 
 
 # --- what the rule raises on it -------------------------------------------------------------------
@@ -322,5 +339,5 @@ def test_the_replay_command_reports_the_same_alerts():
         for alert in rule["alerts"]
     }
     assert reported == EXPECTED_ALERTS
-    assert document["records_read"] == document["evaluated"] == 5_780
+    assert document["records_read"] == document["evaluated"] == 6_380
     assert document["malformed"] == document["rule_errors"] == 0

@@ -1,0 +1,206 @@
+"""An in-memory stand-in for Panther's key-value store, on the replayed events' clock.
+
+Stateful rules call ``panther_detection_helpers.caching`` (a DynamoDB table in Panther). A replay
+must not reach AWS, and must count as the live rule counted when the events happened. So while
+rules are loaded and run, the module's functions are replaced by this store's methods, with the
+same signatures and meanings, and "now" is the eventTime of the event being evaluated, not the
+wall clock: a TTL of an hour lasts an hour of the replayed day.
+
+Differences from DynamoDB, on purpose: an item is gone as soon as its expiry passes (DynamoDB
+deletes expired items lazily, within about two days), and an expired counter restarts at the
+increment (as panther_detection_helpers documents it).
+"""
+
+import json
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+CACHING_MODULE = "panther_detection_helpers.caching"
+DEFAULT_TTL_SECONDS = 90 * 24 * 60 * 60  # the helpers' default: 90 days
+RELATIVE_TTL_LIMIT = 1_000_000_000  # smaller epoch_seconds mean "that many seconds from now"
+
+
+class ReplayStoreError(Exception):
+    """A store call the replay cannot honour (direct table access)."""
+
+
+@dataclass
+class _Item:
+    count: int | None = None
+    strings: set | None = None
+    dictionary: str | None = None
+    expires_at: int | None = None
+
+
+@dataclass
+class KeyValueStore:
+    """The functions of panther_detection_helpers.caching over a dict, with a settable clock."""
+
+    now: float = 0.0
+    items: dict = field(default_factory=dict)
+    calls: int = 0
+
+    # --- clock and expiry ---------------------------------------------------------------------
+
+    def set_clock(self, epoch_seconds):
+        self.now = epoch_seconds
+
+    def clear(self):
+        self.items.clear()
+        self.calls = 0
+
+    def _expiry(self, epoch_seconds):
+        if isinstance(epoch_seconds, str):
+            epoch_seconds = float(epoch_seconds)
+        if isinstance(epoch_seconds, float):
+            epoch_seconds = int(epoch_seconds)
+        if not isinstance(epoch_seconds, int):
+            return int(self.now) + DEFAULT_TTL_SECONDS
+        if epoch_seconds < RELATIVE_TTL_LIMIT:
+            return int(self.now) + epoch_seconds
+        return epoch_seconds
+
+    def _live(self, key):
+        """The key's item, or None when there is none or it has expired (and is dropped)."""
+        self.calls += 1
+        item = self.items.get(key)
+        if item is not None and item.expires_at is not None and item.expires_at < int(self.now):
+            del self.items[key]
+            return None
+        return item
+
+    def _item(self, key):
+        return self._live(key) or self.items.setdefault(key, _Item())
+
+    def ttl_expired(self, response):
+        expiration = response.get("Item", {}).get("expiresAt", 0)
+        return bool(expiration) and float(expiration) <= self.now
+
+    # --- counters -----------------------------------------------------------------------------
+
+    def get_counter(self, key, force_ttl_check=False):
+        item = self._live(key)
+        return item.count or 0 if item else 0
+
+    def increment_counter(self, key, val=1, epoch_seconds=DEFAULT_TTL_SECONDS):
+        item = self._item(key)
+        item.count = (item.count or 0) + val
+        if epoch_seconds is not None:
+            item.expires_at = self._expiry(epoch_seconds)
+        return item.count
+
+    def reset_counter(self, key):
+        item = self._live(key)
+        if item:
+            item.count = None
+
+    def set_key_expiration(self, key, epoch_seconds):
+        self._item(key).expires_at = self._expiry(epoch_seconds)
+
+    def evaluate_threshold(self, key, threshold=10, expiry_seconds=3600):
+        if self.increment_counter(key, epoch_seconds=expiry_seconds) >= threshold:
+            self.reset_counter(key)
+            return True
+        return False
+
+    # --- string sets --------------------------------------------------------------------------
+
+    def get_string_set(self, key, force_ttl_check=False):
+        item = self._live(key)
+        return set(item.strings) if item and item.strings else set()
+
+    def put_string_set(self, key, val, epoch_seconds=None):
+        if not val:
+            self.reset_string_set(key)
+            return
+        item = self._item(key)
+        item.strings = set(val)
+        item.expires_at = self._expiry(epoch_seconds)
+
+    def add_to_string_set(self, key, val, epoch_seconds=DEFAULT_TTL_SECONDS):
+        values = {val} if isinstance(val, str) else set(val)
+        if not values:
+            return self.get_string_set(key)
+        item = self._item(key)
+        item.strings = (item.strings or set()) | values
+        if epoch_seconds is not None:
+            item.expires_at = self._expiry(epoch_seconds)
+        return set(item.strings)
+
+    def remove_from_string_set(self, key, val, epoch_seconds=DEFAULT_TTL_SECONDS):
+        values = {val} if isinstance(val, str) else set(val)
+        item = self._live(key)
+        if not values or item is None:
+            return self.get_string_set(key)
+        item.strings = (item.strings or set()) - values or None
+        if epoch_seconds is not None:
+            item.expires_at = self._expiry(epoch_seconds)
+        return set(item.strings or ())
+
+    def reset_string_set(self, key):
+        item = self._live(key)
+        if item:
+            item.strings = None
+
+    def check_account_age(self, key):
+        return isinstance(key, str) and key != "" and bool(self.get_string_set(key))
+
+    # --- dictionaries -------------------------------------------------------------------------
+
+    def put_dictionary(self, key, val, epoch_seconds=None):
+        if not isinstance(val, Mapping):
+            raise TypeError("put_dictionary: value is not a dictionary")
+        try:
+            text = json.dumps(val)
+        except TypeError as error:
+            raise ValueError("put_dictionary: the dictionary is not JSON serializable") from error
+        item = self._item(key)
+        item.dictionary = text
+        item.expires_at = self._expiry(epoch_seconds)
+
+    def get_dictionary(self, key, force_ttl_check=False):
+        item = self._live(key)
+        return json.loads(item.dictionary) if item and item.dictionary else {}
+
+    def kv_table(self):
+        raise ReplayStoreError(
+            "detection-replay's key-value store has no DynamoDB table: use the functions of "
+            "panther_detection_helpers.caching"
+        )
+
+    FUNCTIONS = (
+        "ttl_expired",
+        "get_counter",
+        "increment_counter",
+        "reset_counter",
+        "set_key_expiration",
+        "evaluate_threshold",
+        "get_string_set",
+        "put_string_set",
+        "add_to_string_set",
+        "remove_from_string_set",
+        "reset_string_set",
+        "check_account_age",
+        "put_dictionary",
+        "get_dictionary",
+        "kv_table",
+    )
+
+    @contextmanager
+    def installed(self):
+        """panther_detection_helpers.caching answering from this store, within the block.
+
+        Rules bind the functions when they are imported, so load them inside the block.
+        """
+        import importlib  # noqa: PLC0415
+
+        caching = importlib.import_module(CACHING_MODULE)
+        originals = {name: getattr(caching, name) for name in self.FUNCTIONS}
+        try:
+            for name in self.FUNCTIONS:
+                setattr(caching, name, getattr(self, name))
+            yield self
+        finally:
+            for name, function in originals.items():
+                setattr(caching, name, function)

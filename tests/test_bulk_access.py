@@ -1,0 +1,337 @@
+"""Bulk access: the rule's real calls to Panther's key-value store, against moto's DynamoDB.
+
+Nothing here mocks the rule or its helpers: the rule calls panther_detection_helpers' own
+increment_counter, which reaches moto's in-process DynamoDB (tests/conftest.py). Faults are real
+botocore failures: a missing table, no credentials, throttling and timeouts injected as the
+service's answer before it is sent, a stored value of the wrong type.
+"""
+
+import os
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import boto3
+import botocore.exceptions
+import pytest
+from moto.core.botocore_stubber import MockRawResponse
+from panther_core.enriched_event import PantherEvent
+from repo import yaml_test
+
+import windowed_counter
+
+GET = yaml_test("Real-shaped GetObject from a public IPv4 address, no requestParameters")["Log"]
+THRESHOLD = 100
+
+
+def event(**changes):
+    return PantherEvent({**GET, **changes})
+
+
+def at(clock, **changes):
+    return event(eventTime=f"2026-11-20T{clock}Z", **changes)
+
+
+def alert(rule, evt):
+    """Every alert function on one event, in the order Panther calls them."""
+    return {
+        "title": rule.title(evt),
+        "dedup": rule.dedup(evt),
+        "severity": rule.severity(evt),
+        "context": rule.alert_context(evt),
+    }
+
+
+def stored_counts(table):
+    return {item["key"]: int(item["intCount"]) for item in table.scan()["Items"]}
+
+
+class StoreCalls:
+    """Counts the requests the rule's store client sends, and can answer them with a fault."""
+
+    def __init__(self):
+        self.sent = 0
+        self.answer = None  # None: let moto answer
+
+    def __call__(self, request, **_):
+        self.sent += 1
+        if self.answer is not None:
+            return self.answer(request)
+        return None
+
+
+@pytest.fixture
+def store_calls():
+    events = windowed_counter.GUARD.table().meta.client.meta.events
+    calls = StoreCalls()
+    events.register_first("before-send.dynamodb", calls)
+    yield calls
+    events.unregister("before-send.dynamodb", calls)
+
+
+def throttled(request):
+    body = (
+        b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",'
+        b'"message":"The level of configured provisioned throughput for the table was exceeded"}'
+    )
+    return botocore.awsrequest.AWSResponse(request.url, 400, {}, MockRawResponse(body))
+
+
+def timed_out(request):
+    raise botocore.exceptions.ReadTimeoutError(endpoint_url=request.url)
+
+
+# --- counting -------------------------------------------------------------------------------------
+
+
+def test_a_burst_turns_critical_at_the_threshold_and_not_before(rule_module, kv_table):
+    severities = [rule_module.severity(at(f"09:{n // 60:02d}:{n % 60:02d}")) for n in range(150)]
+    assert severities[: THRESHOLD - 1] == ["DEFAULT"] * (THRESHOLD - 1)
+    assert set(severities[THRESHOLD - 1 :]) == {"CRITICAL"}
+    (count,) = stored_counts(kv_table).values()
+    assert count == 150
+
+
+def test_the_bulk_alert_says_so_and_opens_its_own_alert(rule_module):
+    for n in range(THRESHOLD - 2):
+        rule_module.severity(at(f"09:20:{n % 60:02d}"))
+    last_quiet = alert(rule_module, at("09:21:00", eventName="PutObject"))
+    bulk = alert(rule_module, at("09:21:01"))
+    assert last_quiet["severity"] == "DEFAULT"
+    assert bulk["severity"] == "CRITICAL"
+    assert bulk["title"].startswith("Bulk access (100 operations in 60 min so far): S3 GetObject")
+    assert bulk["dedup"] != last_quiet["dedup"]
+    assert bulk["context"]["bulkAccess"] == {
+        "operationsInWindow": 100,
+        "threshold": THRESHOLD,
+        "windowMinutes": 60,
+        "windowStart": int(datetime(2026, 11, 20, 9, tzinfo=UTC).timestamp()),
+        "bulk": True,
+        "stateUnavailable": None,
+    }
+
+
+def test_each_matching_event_is_counted_once_whatever_functions_run(rule_module, kv_table):
+    first, second = at("09:14:03"), at("09:14:03")  # equal content, two events
+    alert(rule_module, first)
+    rule_module.title(first)
+    alert(rule_module, second)
+    assert list(stored_counts(kv_table).values()) == [2]
+    assert rule_module.alert_context(second)["bulkAccess"]["operationsInWindow"] == 2
+
+
+def test_events_that_do_not_match_never_touch_the_store(rule_module, kv_table, store_calls):
+    for evt in (event(sourceIPAddress="10.0.141.54"), event(eventName="ListObjects"), event()):
+        rule_module.rule(evt)
+    alert(rule_module, event(sourceIPAddress="10.0.141.54"))  # unit tests call these too
+    assert stored_counts(kv_table) == {}
+    assert store_calls.sent == 0
+
+
+@pytest.mark.parametrize(
+    ("other", "separate"),
+    [
+        ({"errorCode": "VpceAccessDenied"}, "a refused call"),
+        ({"sourceIPAddress": "198.199.88.18"}, "another address"),
+        ({"userIdentity": {**GET["userIdentity"], "principalId": "AROAIOSFODNN7EXAMPLE:x"}}, "x"),
+    ],
+    ids=["refused", "address", "caller"],
+)
+def test_counts_are_kept_per_caller_address_and_success(rule_module, kv_table, other, separate):
+    alert(rule_module, at("09:14:03"))
+    alert(rule_module, at("09:14:04", **other))
+    assert sorted(stored_counts(kv_table).values()) == [1, 1], separate
+
+
+# --- the window is event time --------------------------------------------------------------------
+
+
+def test_the_window_boundary_restarts_the_count(rule_module, kv_table):
+    counts = [
+        rule_module.alert_context(at(clock))["bulkAccess"]["operationsInWindow"]
+        for clock in ("09:00:00", "09:59:59", "10:00:00", "10:00:01")
+    ]
+    assert counts == [1, 2, 1, 2]
+    assert len(stored_counts(kv_table)) == 2
+
+
+def test_old_events_count_exactly_as_they_did_live(rule_module):
+    # Events from years ago: a TTL taken from their time would have expired at once.
+    counts = [
+        rule_module.alert_context(event(eventTime=f"2019-03-04T05:06:{s:02d}Z"))["bulkAccess"][
+            "operationsInWindow"
+        ]
+        for s in range(3)
+    ]
+    assert counts == [1, 2, 3]
+
+
+def test_p_event_time_is_preferred_to_event_time(rule_module):
+    evt = event(p_event_time="2026-11-20 10:30:00.000000000", eventTime="2026-11-20T09:14:03Z")
+    start = rule_module.alert_context(evt)["bulkAccess"]["windowStart"]
+    assert start == int(datetime(2026, 11, 20, 10, tzinfo=UTC).timestamp())
+
+
+def test_the_counter_expires_by_ttl_measured_from_now(rule_module, kv_table):
+    alert(rule_module, event())
+    (item,) = kv_table.scan()["Items"]
+    expires_in = int(item["expiresAt"]) - datetime.now(UTC).timestamp()
+    assert 2 * 3600 - 60 < expires_in <= 2 * 3600
+
+
+# --- the store failing never costs the alert ------------------------------------------------------
+
+
+def assert_fires_as_without_state(rule_module, evt, reason):
+    assert rule_module.rule(evt) is True
+    outputs = alert(rule_module, evt)
+    assert outputs["severity"] == "DEFAULT"
+    assert outputs["title"].startswith("S3 GetObject")
+    assert outputs["dedup"].endswith(":DEFAULT")
+    unavailable = outputs["context"]["bulkAccess"]["stateUnavailable"]
+    assert unavailable is not None
+    assert reason in unavailable
+    assert outputs["context"]["bulkAccess"]["operationsInWindow"] is None
+
+
+def test_a_missing_table(rule_module, kv_table):
+    kv_table.delete()
+    assert_fires_as_without_state(rule_module, event(), "ResourceNotFoundException")
+
+
+def test_no_credentials(rule_module, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    # A session and client made now, not the ones that found moto's credentials earlier.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    monkeypatch.setattr(windowed_counter.GUARD, "_table", None)
+    assert_fires_as_without_state(rule_module, event(), "NoCredentialsError")
+
+
+def test_a_garbled_stored_value(rule_module, kv_table):
+    key = windowed_counter.counter_key(
+        rule_module.COUNTER_PREFIX,
+        ["123456789012", "AROAIOSFODNN7EXAMPLE:etl-nightly", "198.199.88.17", "ok"],
+        int(datetime(2026, 11, 20, 9, tzinfo=UTC).timestamp()),
+    )
+    kv_table.put_item(Item={"key": key, "intCount": "many", "expiresAt": 4_102_444_800})
+    assert_fires_as_without_state(rule_module, event(), "ValidationException")
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [(throttled, "ProvisionedThroughputExceededException"), (timed_out, "ReadTimeoutError")],
+    ids=["throttled", "timeout"],
+)
+def test_a_failing_store_is_tried_briefly_then_left_alone(rule_module, store_calls, fault, reason):
+    store_calls.answer = fault
+    assert_fires_as_without_state(rule_module, event(), reason)
+    assert store_calls.sent == windowed_counter.MAX_ATTEMPTS  # one call, one retry
+    for second in range(50):  # the rest of a large batch: the store is not asked again
+        assert_fires_as_without_state(rule_module, at(f"09:15:{second:02d}"), reason)
+    assert store_calls.sent == windowed_counter.MAX_ATTEMPTS
+
+
+def test_the_store_is_asked_again_after_the_pause(rule_module, store_calls, monkeypatch):
+    store_calls.answer = throttled
+    alert(rule_module, event())
+    store_calls.answer = None
+    guard = windowed_counter.GUARD
+    resumed = guard.closed_until + 0.001
+    monkeypatch.setattr(guard, "clock", lambda: resumed)
+    assert rule_module.alert_context(at("09:16:00"))["bulkAccess"]["operationsInWindow"] == 1
+
+
+def test_the_table_other_rules_use_is_left_as_it_was(rule_module):
+    from panther_detection_helpers import caching
+
+    shared = object()
+    caching._KV_TABLE = shared
+    try:
+        alert(rule_module, event())
+        assert caching._KV_TABLE is shared
+    finally:
+        caching._KV_TABLE = None
+
+
+# --- the helper's pure parts ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [
+        (7, 7),
+        ("150", 150),
+        (" 12 ", 12),
+        (Decimal("101"), 101),
+        (Decimal("1.5"), None),
+        (Decimal("NaN"), None),
+        ("not-a-count", None),
+        ("", None),
+        (True, None),
+        (0, None),
+        (-3, None),
+        (10**13, None),
+        ("9" * 14, None),
+        (None, None),
+        ([1], None),
+    ],
+)
+def test_as_count(value, count):
+    assert windowed_counter.as_count(value) == count
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"eventTime": "2026-11-20T09:14:03Z"}, "2026-11-20T09:14:03+00:00"),
+        ({"eventTime": "2026-11-20T09:14:03.123456789Z"}, "2026-11-20T09:14:03.123456+00:00"),
+        ({"eventTime": "2026-11-20T10:14:03+01:00"}, "2026-11-20T09:14:03+00:00"),
+        ({"p_event_time": "2026-11-20 09:14:03.000000000"}, "2026-11-20T09:14:03+00:00"),
+        (
+            {"p_event_time": "junk", "eventTime": "2026-11-20T09:14:03Z"},
+            "2026-11-20T09:14:03+00:00",
+        ),
+        ({"eventTime": "2026-11-20"}, None),
+        ({"eventTime": "2026-W47-5"}, None),
+        ({"eventTime": "2026-13-40T09:14:03Z"}, None),
+        ({"eventTime": "0001-01-01T00:00:00+01:00"}, None),
+        ({"eventTime": 1_795_165_200}, None),
+        ({}, None),
+    ],
+    ids=[
+        "zulu",
+        "nanoseconds",
+        "offset",
+        "panther",
+        "junk-then-event-time",
+        "date-only",
+        "week-date",
+        "impossible-date",
+        "before-year-one",
+        "number",
+        "none",
+    ],
+)
+def test_event_epoch(fields, expected):
+    seconds = windowed_counter.event_epoch(fields)
+    shown = None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
+    assert shown == expected
+
+
+def test_counter_keys_stay_readable_or_are_hashed_to_a_bounded_size():
+    readable = windowed_counter.counter_key("p", ["123456789012", "AIDAEXAMPLE", "8.8.8.8"], 60)
+    assert readable == "p:123456789012:AIDAEXAMPLE:8.8.8.8:60"
+    for parts in (["x" * 5000], ["\ud800 lone surrogate"], ["new\nline"]):
+        key = windowed_counter.counter_key("p", parts, 60)
+        assert key.startswith("p:sha256-")
+        assert key.endswith(":60")
+        assert len(key) < 100
+
+
+def test_a_hostile_field_does_not_disable_the_store(rule_module):
+    huge = {**GET["userIdentity"], "principalId": "AROAIOSFODNN7EXAMPLE:" + "s" * 5000}
+    first = rule_module.alert_context(event(userIdentity=huge))["bulkAccess"]
+    assert (first["operationsInWindow"], first["stateUnavailable"]) == (1, None)
+    assert rule_module.alert_context(event())["bulkAccess"]["stateUnavailable"] is None
