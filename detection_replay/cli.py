@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from detection_replay import s3_inputs
 from detection_replay.engine import MALFORMED_EXAMPLES_KEPT, Replay
 from detection_replay.inputs import STDIN_NAME, discover
 from detection_replay.report import build_document, render_json, render_jsonl, render_text
@@ -27,9 +28,10 @@ runs them (panther_analysis_tool's loader, panther_core's engine in batch mode),
 alerts they would raise: matches with the same rule and dedup string within the rule's
 DedupPeriodMinutes (on eventTime) form one alert.
 
-Inputs are files, directories (walked recursively, hidden files skipped) and - for standard
-input, in any mix. Each may be a CloudTrail delivery object {"Records": [...]}, JSON Lines or a
-JSON array, plain or gzip-compressed; the format is read from the content, not the file name.
+Inputs are files, directories (walked recursively, hidden files skipped), s3://bucket/prefix
+URLs (see S3 inputs below) and - for standard input, in any mix. Each may be a CloudTrail
+delivery object {"Records": [...]}, JSON Lines or a JSON array, plain or gzip-compressed; the
+format is read from the content, not the file name.
 With no inputs, the repository's sample dataset (samples/cloudtrail under --path) is replayed.
 """
 
@@ -73,8 +75,8 @@ def build_parser():
         "inputs",
         nargs="*",
         metavar="INPUT",
-        help=f"file, directory or {STDIN_NAME} (stdin); default: the sample dataset "
-        f"{SAMPLE_DATASET}/ under --path",
+        help=f"file, directory, s3://bucket/prefix or {STDIN_NAME} (stdin); default: the sample "
+        f"dataset {SAMPLE_DATASET}/ under --path",
     )
     parser.add_argument(
         "--path",
@@ -122,6 +124,7 @@ def build_parser():
         help="never show the progress bar (by default it is drawn on stderr when stderr is a "
         "terminal)",
     )
+    s3_inputs.add_arguments(parser)  # --profile, --region, --since, --until
     return parser
 
 
@@ -174,6 +177,11 @@ def main(argv=None):
         print(f"detection-replay: error: {usage_problem}", file=sys.stderr)
         return EXIT_USAGE
     inputs = args.inputs or [str(args.path / SAMPLE_DATASET)]
+    try:  # S3 credentials are checked before anything is read (boto3 only with s3:// inputs)
+        s3 = s3_inputs.reader_for(args)
+    except s3_inputs.S3SetupError as error:
+        print(f"detection-replay: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         output = _open_output(args.output)
     except OSError as error:
@@ -181,7 +189,7 @@ def main(argv=None):
         return EXIT_USAGE
     try:
         with load_rules(args.path.resolve()) as rule_set:
-            replay = _replay(rule_set, inputs, args)
+            replay = _replay(rule_set, inputs, args, s3)
             status = exit_status(replay, args)
             document = build_document(replay, args.path.resolve(), status)
     except RuleRepositoryError as error:
@@ -198,7 +206,7 @@ def _usage_problem(args):
         return f"--path {args.path} is not a directory"
     if not args.inputs and not (args.path / SAMPLE_DATASET).is_dir():
         return f"no input given and no sample dataset at {args.path / SAMPLE_DATASET}"
-    return None
+    return s3_inputs.usage_problem(args)
 
 
 def _open_output(path):
@@ -220,9 +228,9 @@ class _Unclosed:
         self.stream.flush()
 
 
-def _replay(rule_set, inputs, args):
+def _replay(rule_set, inputs, args, s3=None):
     show_progress = not args.no_progress and sys.stderr.isatty()
-    sources = discover(inputs)
+    sources = discover(inputs, s3)
     progress = None
     if show_progress:
         sources = list(sources)  # paths only: the bar needs the total size up front

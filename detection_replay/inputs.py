@@ -21,6 +21,7 @@ import orjson
 from detection_replay.records import InvalidJson
 
 STDIN_NAME = "-"
+S3_SCHEME = "s3://"
 GZIP_MAGIC = b"\x1f\x8b"
 # zlib's window-bits value that reads a gzip header and checks the gzip trailer (CRC, size).
 GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -57,20 +58,30 @@ class Source:
             return 0
 
 
-def discover(arguments):
+def discover(arguments, s3=None):
     """Sources for the command-line arguments, in order; directories walked recursively.
 
     Inside a directory, files are taken in sorted path order (a CloudTrail layout sorts by
     account, region and time) and hidden files and directories are skipped. A path named
-    on the command line is always read, whatever its name.
+    on the command line is always read, whatever its name. `s3` is the s3_inputs.S3Reader
+    for s3:// arguments (one with boto3's defaults is made when needed).
     """
     for argument in arguments:
         if argument == STDIN_NAME:
             yield Source(STDIN_NAME)
+        elif argument.startswith(S3_SCHEME):  # S3 (issue 9): listed and streamed by s3_inputs
+            s3 = s3 or _default_s3_reader()
+            yield from s3.discover(argument)
         elif os.path.isdir(argument):
             yield from _walk(argument)
         else:
             yield Source(argument, argument)
+
+
+def _default_s3_reader():
+    from detection_replay.s3_inputs import S3Reader  # noqa: PLC0415 (boto3: only when used)
+
+    return S3Reader()
 
 
 def _walk(directory):
@@ -105,6 +116,11 @@ def open_source(source):
     """(lines, raw): the input's decompressed lines, and the file under them (for progress)."""
     if source.listing_error:
         raise UnreadableInput(source.listing_error)
+    open_stream = getattr(source, "open_stream", None)
+    if open_stream is not None:  # an S3 object (s3_inputs.S3Source), streamed in chunks
+        with open_stream() as raw:
+            yield lines_of(_chunks(raw)), raw
+        return
     if source.path is None:
         yield lines_of(_chunks(sys.stdin.buffer)), sys.stdin.buffer
         return
