@@ -69,7 +69,7 @@ def discover(arguments, s3=None):
     for argument in arguments:
         if argument == STDIN_NAME:
             yield Source(STDIN_NAME)
-        elif argument.startswith(S3_SCHEME):  # S3 (issue 9): listed and streamed by s3_inputs
+        elif argument.startswith(S3_SCHEME):  # listed and streamed by s3_inputs
             s3 = s3 or _default_s3_reader()
             yield from s3.discover(argument)
         elif os.path.isdir(argument):

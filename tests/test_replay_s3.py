@@ -193,7 +193,7 @@ def test_s3_and_the_local_directory_give_identical_reports(capsys, sample_bucket
     local_status, local, _ = replay_json(capsys, SAMPLES)
     argv = [arg.format(bucket=sample_bucket, samples=SAMPLES) for arg in s3_inputs]
     s3_status, remote, err = replay_json(capsys, *argv)
-    assert (local["records_read"], local["alert_count"], local["inputs_read"]) == (5780, 6, 334)
+    assert (local["records_read"], local["alert_count"], local["inputs_read"]) == (6380, 9, 334)
     assert s3_status == local_status == cli.EXIT_OK
     assert comparable(remote) == comparable(local)
     assert err == ""
