@@ -1,15 +1,21 @@
-"""Fixtures over tests/repo.py, and the key-value store every test runs against.
+"""Fixtures over tests/repo.py, and the key-value store the rule's calls reach in tests.
 
-The rule calls Panther's key-value store (DynamoDB, through panther_detection_helpers). Tests
-run it against moto's in-process DynamoDB for the whole session, with fake credentials and the
-instance metadata service disabled, so nothing can reach AWS; each test starts with an empty
-table and a store guard that remembers no earlier failure.
+The rule calls Panther's key-value store through panther_detection_helpers.caching. For the
+whole session those functions answer from the replay's in-memory store (emptied before each
+test), installed before any test module loads the rule, since a rule binds them on import. The
+tests of the store itself (``dynamodb_rule``) load the rule with the helpers' real functions
+against moto's in-process DynamoDB. Fake credentials and a disabled instance metadata service
+make sure nothing can reach AWS either way.
 """
 
+import contextlib
 import os
 
 import pytest
+from panther_detection_helpers import caching
 from repo import RULE_FILE, load_module, rule_source_with
+
+from detection_replay.kv_store import KeyValueStore
 
 KV_TABLE = "panther-kv-store"
 FAKE_AWS_ENVIRONMENT = {
@@ -24,6 +30,26 @@ FAKE_AWS_ENVIRONMENT = {
 os.environ.update(FAKE_AWS_ENVIRONMENT)
 for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
     os.environ.pop(name, None)
+
+# panther_detection_helpers' own functions, before the session's store stands in for them.
+GENUINE_CACHING = {name: getattr(caching, name) for name in KeyValueStore.FUNCTIONS}
+STORE = KeyValueStore()
+_installed = contextlib.ExitStack()
+
+
+def pytest_configure(config):
+    _installed.enter_context(STORE.installed())
+
+
+def pytest_unconfigure(config):
+    _installed.close()
+
+
+@pytest.fixture(autouse=True)
+def kv_store():
+    """The in-memory store the rule reaches, empty."""
+    STORE.clear()
+    return STORE
 
 
 def create_kv_table(resource, name=KV_TABLE):
@@ -43,7 +69,7 @@ def create_kv_table(resource, name=KV_TABLE):
 
 @pytest.fixture(scope="session")
 def aws():
-    """moto's DynamoDB for the whole session: (resource, table)."""
+    """moto's DynamoDB, from the first test that asks for it to the end of the session."""
     import boto3
     from moto import mock_aws
 
@@ -52,9 +78,9 @@ def aws():
         yield resource, create_kv_table(resource)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def kv_table(aws):
-    """The key-value table, emptied, with the rule's store guard reset."""
+    """The key-value table on moto, emptied, with the rule's store guard reset."""
     import windowed_counter
 
     resource, table = aws
@@ -68,6 +94,21 @@ def kv_table(aws):
     windowed_counter.GUARD.reset()
     yield table
     windowed_counter.GUARD.reset()
+
+
+@pytest.fixture
+def genuine_caching(kv_table):
+    """panther_detection_helpers.caching with its own functions (reaching moto's DynamoDB)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, function in GENUINE_CACHING.items():
+            patch.setattr(caching, name, function)
+        yield caching
+
+
+@pytest.fixture
+def dynamodb_rule(genuine_caching):
+    """The rule as Panther runs it: its store calls are the helpers' real ones, on moto."""
+    return load_module(RULE_FILE)
 
 
 @pytest.fixture(scope="session")

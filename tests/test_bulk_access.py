@@ -1,9 +1,9 @@
 """Bulk access: the rule's real calls to Panther's key-value store, against moto's DynamoDB.
 
-Nothing here mocks the rule or its helpers: the rule calls panther_detection_helpers' own
-increment_counter, which reaches moto's in-process DynamoDB (tests/conftest.py). Faults are real
-botocore failures: a missing table, no credentials, throttling and timeouts injected as the
-service's answer before it is sent, a stored value of the wrong type.
+Nothing here mocks the rule or its helpers: the rule (``dynamodb_rule``, tests/conftest.py)
+calls panther_detection_helpers' own increment_counter, which reaches moto's in-process DynamoDB.
+Faults are real botocore failures: a missing table, no credentials, throttling and timeouts
+injected as the service's answer before it is sent, a stored value of the wrong type.
 """
 
 import os
@@ -83,19 +83,19 @@ def timed_out(request):
 # --- counting -------------------------------------------------------------------------------------
 
 
-def test_a_burst_turns_critical_at_the_threshold_and_not_before(rule_module, kv_table):
-    severities = [rule_module.severity(at(f"09:{n // 60:02d}:{n % 60:02d}")) for n in range(150)]
+def test_a_burst_turns_critical_at_the_threshold_and_not_before(dynamodb_rule, kv_table):
+    severities = [dynamodb_rule.severity(at(f"09:{n // 60:02d}:{n % 60:02d}")) for n in range(150)]
     assert severities[: THRESHOLD - 1] == ["DEFAULT"] * (THRESHOLD - 1)
     assert set(severities[THRESHOLD - 1 :]) == {"CRITICAL"}
     (count,) = stored_counts(kv_table).values()
     assert count == 150
 
 
-def test_the_bulk_alert_says_so_and_opens_its_own_alert(rule_module):
+def test_the_bulk_alert_says_so_and_opens_its_own_alert(dynamodb_rule):
     for n in range(THRESHOLD - 2):
-        rule_module.severity(at(f"09:20:{n % 60:02d}"))
-    last_quiet = alert(rule_module, at("09:21:00", eventName="PutObject"))
-    bulk = alert(rule_module, at("09:21:01"))
+        dynamodb_rule.severity(at(f"09:20:{n % 60:02d}"))
+    last_quiet = alert(dynamodb_rule, at("09:21:00", eventName="PutObject"))
+    bulk = alert(dynamodb_rule, at("09:21:01"))
     assert last_quiet["severity"] == "DEFAULT"
     assert bulk["severity"] == "CRITICAL"
     assert bulk["title"].startswith("Bulk access (100 operations in 60 min so far): S3 GetObject")
@@ -110,19 +110,19 @@ def test_the_bulk_alert_says_so_and_opens_its_own_alert(rule_module):
     }
 
 
-def test_each_matching_event_is_counted_once_whatever_functions_run(rule_module, kv_table):
+def test_each_matching_event_is_counted_once_whatever_functions_run(dynamodb_rule, kv_table):
     first, second = at("09:14:03"), at("09:14:03")  # equal content, two events
-    alert(rule_module, first)
-    rule_module.title(first)
-    alert(rule_module, second)
+    alert(dynamodb_rule, first)
+    dynamodb_rule.title(first)
+    alert(dynamodb_rule, second)
     assert list(stored_counts(kv_table).values()) == [2]
-    assert rule_module.alert_context(second)["bulkAccess"]["operationsInWindow"] == 2
+    assert dynamodb_rule.alert_context(second)["bulkAccess"]["operationsInWindow"] == 2
 
 
-def test_events_that_do_not_match_never_touch_the_store(rule_module, kv_table, store_calls):
+def test_events_that_do_not_match_never_touch_the_store(dynamodb_rule, kv_table, store_calls):
     for evt in (event(sourceIPAddress="10.0.141.54"), event(eventName="ListObjects"), event()):
-        rule_module.rule(evt)
-    alert(rule_module, event(sourceIPAddress="10.0.141.54"))  # unit tests call these too
+        dynamodb_rule.rule(evt)
+    alert(dynamodb_rule, event(sourceIPAddress="10.0.141.54"))  # unit tests call these too
     assert stored_counts(kv_table) == {}
     assert store_calls.sent == 0
 
@@ -136,28 +136,28 @@ def test_events_that_do_not_match_never_touch_the_store(rule_module, kv_table, s
     ],
     ids=["refused", "address", "caller"],
 )
-def test_counts_are_kept_per_caller_address_and_success(rule_module, kv_table, other, separate):
-    alert(rule_module, at("09:14:03"))
-    alert(rule_module, at("09:14:04", **other))
+def test_counts_are_kept_per_caller_address_and_success(dynamodb_rule, kv_table, other, separate):
+    alert(dynamodb_rule, at("09:14:03"))
+    alert(dynamodb_rule, at("09:14:04", **other))
     assert sorted(stored_counts(kv_table).values()) == [1, 1], separate
 
 
 # --- the window is event time --------------------------------------------------------------------
 
 
-def test_the_window_boundary_restarts_the_count(rule_module, kv_table):
+def test_the_window_boundary_restarts_the_count(dynamodb_rule, kv_table):
     counts = [
-        rule_module.alert_context(at(clock))["bulkAccess"]["operationsInWindow"]
+        dynamodb_rule.alert_context(at(clock))["bulkAccess"]["operationsInWindow"]
         for clock in ("09:00:00", "09:59:59", "10:00:00", "10:00:01")
     ]
     assert counts == [1, 2, 1, 2]
     assert len(stored_counts(kv_table)) == 2
 
 
-def test_old_events_count_exactly_as_they_did_live(rule_module):
+def test_old_events_count_exactly_as_they_did_live(dynamodb_rule):
     # Events from years ago: a TTL taken from their time would have expired at once.
     counts = [
-        rule_module.alert_context(event(eventTime=f"2019-03-04T05:06:{s:02d}Z"))["bulkAccess"][
+        dynamodb_rule.alert_context(event(eventTime=f"2019-03-04T05:06:{s:02d}Z"))["bulkAccess"][
             "operationsInWindow"
         ]
         for s in range(3)
@@ -165,14 +165,14 @@ def test_old_events_count_exactly_as_they_did_live(rule_module):
     assert counts == [1, 2, 3]
 
 
-def test_p_event_time_is_preferred_to_event_time(rule_module):
+def test_p_event_time_is_preferred_to_event_time(dynamodb_rule):
     evt = event(p_event_time="2026-11-20 10:30:00.000000000", eventTime="2026-11-20T09:14:03Z")
-    start = rule_module.alert_context(evt)["bulkAccess"]["windowStart"]
+    start = dynamodb_rule.alert_context(evt)["bulkAccess"]["windowStart"]
     assert start == int(datetime(2026, 11, 20, 10, tzinfo=UTC).timestamp())
 
 
-def test_the_counter_expires_by_ttl_measured_from_now(rule_module, kv_table):
-    alert(rule_module, event())
+def test_the_counter_expires_by_ttl_measured_from_now(dynamodb_rule, kv_table):
+    alert(dynamodb_rule, event())
     (item,) = kv_table.scan()["Items"]
     expires_in = int(item["expiresAt"]) - datetime.now(UTC).timestamp()
     assert 2 * 3600 - 60 < expires_in <= 2 * 3600
@@ -181,9 +181,9 @@ def test_the_counter_expires_by_ttl_measured_from_now(rule_module, kv_table):
 # --- the store failing never costs the alert ------------------------------------------------------
 
 
-def assert_fires_as_without_state(rule_module, evt, reason):
-    assert rule_module.rule(evt) is True
-    outputs = alert(rule_module, evt)
+def assert_fires_as_without_state(dynamodb_rule, evt, reason):
+    assert dynamodb_rule.rule(evt) is True
+    outputs = alert(dynamodb_rule, evt)
     assert outputs["severity"] == "DEFAULT"
     assert outputs["title"].startswith("S3 GetObject")
     assert outputs["dedup"].endswith(":DEFAULT")
@@ -193,12 +193,12 @@ def assert_fires_as_without_state(rule_module, evt, reason):
     assert outputs["context"]["bulkAccess"]["operationsInWindow"] is None
 
 
-def test_a_missing_table(rule_module, kv_table):
+def test_a_missing_table(dynamodb_rule, kv_table):
     kv_table.delete()
-    assert_fires_as_without_state(rule_module, event(), "ResourceNotFoundException")
+    assert_fires_as_without_state(dynamodb_rule, event(), "ResourceNotFoundException")
 
 
-def test_no_credentials(rule_module, monkeypatch):
+def test_no_credentials(dynamodb_rule, monkeypatch):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
@@ -206,17 +206,17 @@ def test_no_credentials(rule_module, monkeypatch):
     # A session and client made now, not the ones that found moto's credentials earlier.
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     monkeypatch.setattr(windowed_counter.GUARD, "_table", None)
-    assert_fires_as_without_state(rule_module, event(), "NoCredentialsError")
+    assert_fires_as_without_state(dynamodb_rule, event(), "NoCredentialsError")
 
 
-def test_a_garbled_stored_value(rule_module, kv_table):
+def test_a_garbled_stored_value(dynamodb_rule, kv_table):
     key = windowed_counter.counter_key(
-        rule_module.COUNTER_PREFIX,
+        dynamodb_rule.COUNTER_PREFIX,
         ["123456789012", "AROAIOSFODNN7EXAMPLE:etl-nightly", "198.199.88.17", "ok"],
         int(datetime(2026, 11, 20, 9, tzinfo=UTC).timestamp()),
     )
     kv_table.put_item(Item={"key": key, "intCount": "many", "expiresAt": 4_102_444_800})
-    assert_fires_as_without_state(rule_module, event(), "ValidationException")
+    assert_fires_as_without_state(dynamodb_rule, event(), "ValidationException")
 
 
 @pytest.mark.parametrize(
@@ -224,32 +224,34 @@ def test_a_garbled_stored_value(rule_module, kv_table):
     [(throttled, "ProvisionedThroughputExceededException"), (timed_out, "ReadTimeoutError")],
     ids=["throttled", "timeout"],
 )
-def test_a_failing_store_is_tried_briefly_then_left_alone(rule_module, store_calls, fault, reason):
+def test_a_failing_store_is_tried_briefly_then_left_alone(
+    dynamodb_rule, store_calls, fault, reason
+):
     store_calls.answer = fault
-    assert_fires_as_without_state(rule_module, event(), reason)
+    assert_fires_as_without_state(dynamodb_rule, event(), reason)
     assert store_calls.sent == windowed_counter.MAX_ATTEMPTS  # one call, one retry
     for second in range(50):  # the rest of a large batch: the store is not asked again
-        assert_fires_as_without_state(rule_module, at(f"09:15:{second:02d}"), reason)
+        assert_fires_as_without_state(dynamodb_rule, at(f"09:15:{second:02d}"), reason)
     assert store_calls.sent == windowed_counter.MAX_ATTEMPTS
 
 
-def test_the_store_is_asked_again_after_the_pause(rule_module, store_calls, monkeypatch):
+def test_the_store_is_asked_again_after_the_pause(dynamodb_rule, store_calls, monkeypatch):
     store_calls.answer = throttled
-    alert(rule_module, event())
+    alert(dynamodb_rule, event())
     store_calls.answer = None
     guard = windowed_counter.GUARD
     resumed = guard.closed_until + 0.001
     monkeypatch.setattr(guard, "clock", lambda: resumed)
-    assert rule_module.alert_context(at("09:16:00"))["bulkAccess"]["operationsInWindow"] == 1
+    assert dynamodb_rule.alert_context(at("09:16:00"))["bulkAccess"]["operationsInWindow"] == 1
 
 
-def test_the_table_other_rules_use_is_left_as_it_was(rule_module):
+def test_the_table_other_rules_use_is_left_as_it_was(dynamodb_rule):
     from panther_detection_helpers import caching
 
     shared = object()
     caching._KV_TABLE = shared
     try:
-        alert(rule_module, event())
+        alert(dynamodb_rule, event())
         assert caching._KV_TABLE is shared
     finally:
         caching._KV_TABLE = None
@@ -330,8 +332,8 @@ def test_counter_keys_stay_readable_or_are_hashed_to_a_bounded_size():
         assert len(key) < 100
 
 
-def test_a_hostile_field_does_not_disable_the_store(rule_module):
+def test_a_hostile_field_does_not_disable_the_store(dynamodb_rule):
     huge = {**GET["userIdentity"], "principalId": "AROAIOSFODNN7EXAMPLE:" + "s" * 5000}
-    first = rule_module.alert_context(event(userIdentity=huge))["bulkAccess"]
+    first = dynamodb_rule.alert_context(event(userIdentity=huge))["bulkAccess"]
     assert (first["operationsInWindow"], first["stateUnavailable"]) == (1, None)
-    assert rule_module.alert_context(event())["bulkAccess"]["stateUnavailable"] is None
+    assert dynamodb_rule.alert_context(event())["bulkAccess"]["stateUnavailable"] is None

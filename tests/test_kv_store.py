@@ -58,10 +58,10 @@ def normalised(value):
 
 
 @pytest.mark.parametrize("calls", SCENARIOS.values(), ids=SCENARIOS.keys())
-def test_the_store_answers_as_the_helpers_do_on_dynamodb(calls):
+def test_the_store_answers_as_the_helpers_do_on_dynamodb(genuine_caching, calls):
     store = KeyValueStore(now=NOW)
     for name, *args in calls:
-        expected = normalised(getattr(caching, name)(*args))
+        expected = normalised(getattr(genuine_caching, name)(*args))
         assert normalised(getattr(store, name)(*args)) == expected, (name, args)
 
 
@@ -102,7 +102,7 @@ def test_put_dictionary_refuses_what_the_helpers_refuse():
         store.put_dictionary("d", {"when": object()})
 
 
-def test_installed_replaces_the_helpers_and_puts_them_back():
+def test_installed_replaces_the_helpers_and_puts_them_back(genuine_caching):
     original = caching.increment_counter
     store = KeyValueStore(now=NOW)
     with store.installed():
