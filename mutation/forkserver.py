@@ -32,15 +32,31 @@ PRELOAD = (
     "panther_analysis_tool.analysis_utils",
     "panther_core.rule",
     "panther_core.enriched_event",
+    # The key-value store's client and its stand-ins (tests/conftest.py, test_bulk_access.py).
+    "boto3",
+    "botocore.config",
+    "panther_detection_helpers.caching",
+    "moto",
+    "moto.core.botocore_stubber",
+    "moto.dynamodb.models",
+    "detection_replay.kv_store",
 )
 EXIT = struct.Struct("!i")
 POLL_SECONDS = 0.01
 SOCKET_VARIABLE = "MUTATION_FORKSERVER"
 
 
+def _warm_aws_models():
+    """Parse DynamoDB's service model once (boto3 caches it per session), offline."""
+    import boto3  # noqa: PLC0415
+
+    boto3.resource("dynamodb", region_name="us-east-1")
+
+
 def serve(path):
     for name in PRELOAD:
         __import__(name)
+    _warm_aws_models()
     if os.path.exists(path):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

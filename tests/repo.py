@@ -6,6 +6,7 @@ loader so they stay the single source of test logs.
 """
 
 import contextlib
+import functools
 import importlib.util
 import re
 import sys
@@ -24,8 +25,10 @@ if str(HELPERS_DIR) not in sys.path:
     sys.path.insert(0, str(HELPERS_DIR))
 
 
+@functools.cache
 def load_specs():
-    """Every analysis item in the repository, loaded by panther_analysis_tool."""
+    """Every analysis item in the repository, loaded by panther_analysis_tool (once: the loader
+    validates every file, and tests ask for the YAML tests often). Treat it as read-only."""
     specs, invalid = load_analysis(str(REPO_ROOT), False, [], [], False)
     assert not invalid, invalid
     return specs
