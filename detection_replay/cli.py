@@ -262,6 +262,9 @@ class Run:
         self.args = args
         self.replay = None
 
+    def _started(self, replay):
+        self.replay = replay
+
     def partial_totals(self):
         if self.replay is None:
             return ""
@@ -284,7 +287,7 @@ class Run:
         discovery = Discovery(empty_directories=[])
         try:
             with load_rules(repository) as rule_set:
-                self.replay = _replay(rule_set, inputs, args, discovery)
+                self.replay = _replay(rule_set, inputs, args, discovery, self._started)
                 status = exit_status(self.replay, args)
                 document = build_document(self.replay, repository, status, discovery)
         except RuleRepositoryError as error:
@@ -405,7 +408,7 @@ def _silence_stdout():
     sys.stdout = None
 
 
-def _replay(rule_set, inputs, args, discovery):
+def _replay(rule_set, inputs, args, discovery, started):
     show_progress = not args.no_progress and sys.stderr is not None and sys.stderr.isatty()
     excluded = set()
     if not _to_stdout(args) and (identity := file_identity(args.output)) is not None:
@@ -423,6 +426,7 @@ def _replay(rule_set, inputs, args, discovery):
         max_matches=args.max_matches,
         max_alerts=args.max_alerts,
     )
+    started(replay)  # so that an interruption can report the totals so far
     try:
         return replay.run(sources)
     finally:
@@ -442,6 +446,8 @@ def exit_status(replay, args):
 
 def _warn_on_stderr(document, args):
     """Problems go to stderr too when the report itself is not a readable summary on stdout."""
+    for name in document["empty_directories"]:
+        say(f"detection-replay: empty directory: {printable(name)}")
     if document["records_read"] == 0:
         say("detection-replay: no input yielded a record")
     if args.format == "text" and _to_stdout(args):

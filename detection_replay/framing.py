@@ -450,6 +450,8 @@ class RecordReader:
     def _string_cut_or_broken(self):
         """At a string (at `pos`) that is not complete in the buffer: pull more, or it breaks."""
         partial = _STRING_START.match(self.data, self.pos).end()
+        if self.data[partial : partial + 1] == b"\\":  # an escape: is its second byte there?
+            partial += 1
         if partial < len(self.data):  # stopped by a line end: a JSON string holds no newline
             raise _Broken("a string is not closed at the end of its line", partial)
         if partial - self.pos > RECORD_BYTES:

@@ -191,7 +191,6 @@ def problem_lines_for_stderr(document):
         f"skipped: {printable(item['input'])}: {printable(item['reason'])}"
         for item in document["skipped_inputs"]
     ]
-    lines += [f"empty directory: {printable(name)}" for name in document["empty_directories"]]
     if document["malformed"]:
         lines.append(f"{document['malformed']} malformed record(s)")
         lines += [
