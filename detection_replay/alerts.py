@@ -20,7 +20,7 @@ import orjson
 from detection_replay.rules import SEVERITY_RANK
 
 # Summaries kept for the report; past this, alerts are counted, not listed (--max-alerts).
-ALERTS_KEPT = 100_000
+ALERTS_KEPT = 10_000
 # How many matches go by between sweeps that close every alert whose window has passed.
 SWEEP_EVERY_MATCHES = 4096
 

@@ -70,10 +70,10 @@ class MalformedRecords:
     count: int = 0
     examples: list = field(default_factory=list)
 
-    def add(self, where, problem):
+    def add(self, source_name, line, index, problem):
         self.count += 1
-        if len(self.examples) < self.examples_kept:
-            self.examples.append({"where": where, "problem": problem})
+        if len(self.examples) < self.examples_kept:  # only then is the location worth building
+            self.examples.append({"where": location(source_name, line, index), "problem": problem})
 
 
 @dataclass
@@ -257,7 +257,7 @@ class Replay:
                 read += 1
                 problem = record_problem(record)
                 if problem is not None:
-                    malformed.add(location(source_name, line, index), problem)
+                    malformed.add(source_name, line, index, problem)
                     continue
                 evaluated += 1
                 event = PantherEvent(record, data_model)

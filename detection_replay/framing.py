@@ -60,6 +60,11 @@ _STRING_START = re.compile(rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*')
 _STRING = re.compile(rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
 # A scalar element of an array: up to the next separator.
 _SCALAR = re.compile(rb"[^,\]\s]*")
+# Where a record object may end inside an array: a closing brace before a comma or bracket.
+_RECORD_END = re.compile(rb"\}[ \t]*[,\]]")
+# How many such places are tried before the scanner takes over (nested objects end that way too).
+QUICK_TRIES = 24
+_NOT_FOUND = object()
 _DELIVERY_OPENING = re.compile(rb'\{[ \t\n]*"Records"[ \t\n]*:[ \t\n]*\[')
 _CLOSING = {ord("}"): ord("{"), ord("]"): ord("[")}
 _OPEN_BRACKETS = b"{["
@@ -137,7 +142,8 @@ class RecordReader:
     def __init__(self, chunks, report=None):
         self._chunks = iter(chunks)
         self._report = report
-        self.data = b""
+        # A bytearray: appending a chunk costs the chunk, not the whole buffer again.
+        self.data = bytearray()
         self.eof = False
         self.pos = 0
         # Bytes before `mark` are still needed (the record being scanned); None: none are.
@@ -161,13 +167,15 @@ class RecordReader:
 
     def _pull(self):
         """Append the next chunk; False at the end. Drops the bytes no longer needed first."""
+        if self._first_line_start is not None and self.pos - self._first_line_start > RECORD_BYTES:
+            self._first_line_start = None  # too long a first line to judge: let it go
         keep = self.pos
         for needed in (self.mark, self._first_line_start):
             if needed is not None:
                 keep = min(keep, needed)
         if keep and keep >= len(self.data) // 2:
             self.line_at(keep)
-            self.data = self.data[keep:]
+            del self.data[:keep]
             self.pos -= keep
             self._line_pos -= keep
             if self.mark is not None:
@@ -336,7 +344,11 @@ class RecordReader:
         else:
             while True:
                 index += 1
-                yield self._record(index, self._element())
+                value = self._quick_element()
+                if value is _NOT_FOUND:
+                    yield self._record(index, self._element())
+                else:
+                    yield self._value_line, index, value
                 self._skip_space()
                 separator = self.data[self.pos]
                 self.pos += 1
@@ -363,6 +375,38 @@ class RecordReader:
                 return
             self._cross_line()
             self.pos += 1
+
+    def _quick_element(self):
+        """The object at `pos` decoded by orjson alone, when its end is easily found.
+
+        A record object in a delivery object or array ends at a `}` followed by `,` or `]`.
+        The first such `}` may close a nested object instead, or sit inside a string; then the
+        text up to it is not a complete JSON value and orjson says so, and the next one is
+        tried. Text that orjson decodes completely is exactly the object that starts at `pos`
+        (a JSON value is closed by its own last bracket), so a success is never a wrong split.
+        Anything else is left to the scanner (_element), which finds the end exactly.
+        """
+        data, start = self.data, self.pos
+        if data[start] != ord("{"):
+            return _NOT_FOUND
+        search = start
+        for _ in range(QUICK_TRIES):
+            end = _RECORD_END.search(data, search)
+            if end is None or end.start() - start > RECORD_BYTES:
+                return _NOT_FOUND
+            search = end.start() + 1
+            # Balanced braces (strings holding braces aside) first: a failed decode costs more.
+            if data.count(b"{", start, search) != data.count(b"}", start, search):
+                continue
+            try:
+                value = orjson.loads(data[start : end.start() + 1])
+            except orjson.JSONDecodeError as error:
+                if error.msg != _END_OF_DATA:
+                    return _NOT_FOUND  # a bad value, or a break: the scanner finds out which
+                continue
+            self.pos = end.start() + 1
+            return value
+        return _NOT_FOUND
 
     def _element(self):
         first = self.data[self.pos]

@@ -33,7 +33,7 @@ def events(tmp_path):
 
 def test_an_output_naming_an_input_is_refused_before_anything_is_read(capsys, events):
     before = events.read_bytes()
-    status, out, err = run_cli(capsys, events, "--path", REPO_ROOT, "-o", events)
+    status, _, err = run_cli(capsys, events, "--path", REPO_ROOT, "-o", events)
     assert status == cli.EXIT_USAGE
     assert "is also an input" in err
     assert events.read_bytes() == before
