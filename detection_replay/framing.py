@@ -18,7 +18,15 @@ Three ways through, fastest first, all giving the same records:
   nesting past orjson's limit) makes one malformed record, and its neighbours are still read.
 
 The scanner keeps only the record it is in: memory follows the largest record (at most
-RECORD_BYTES, past which the record is malformed and skipped), never the input.
+RECORD_BYTES, past which the record is malformed and skipped), never the input. Inside a large
+delivery object or array it first lets orjson try the text up to the next `}` before `,` or `]`
+(see _quick_element), so the Python scanner only walks the records orjson cannot take at once.
+
+Why not a streaming parser such as ijson (yajl2_c): it stops at the first value it cannot decode
+(`NaN`, `1e400`, an invalid UTF-8 byte), losing the rest of the stream, turns a lone surrogate
+escape into "?" and rejects integers orjson accepts; so a record would decode differently, or
+not at all, depending on the size of the file it came in. Here every record, in every file,
+is decoded by the same orjson call.
 
 Where the structure itself is broken, so that records cannot be told apart any more, the reader
 yields a Damage: the input is reported unreadable at that line. Within a one-line value it goes

@@ -489,3 +489,19 @@ def test_json_lines_mode_reports_malformed_locations_on_stderr(capsys, tmp_path)
     assert status == 0
     assert len(out.splitlines()) == 1
     assert f"malformed: {path} line 2: not valid JSON" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "status", "said"),
+    [
+        pytest.param(["--max-matches", "2"], 7, "more than 2 matching events", id="match limit"),
+        pytest.param(["--max-alerts", "1"], 0, "... and 1 more, not listed", id="alert listing"),
+    ],
+)
+def test_stated_limits_are_said_never_silent(capsys, tmp_path, flags, status, said):
+    records = [external_get(0), external_get(1, sourceIPAddress="45.33.32.156"), external_get(2)]
+    path = tmp_path / "e.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    code, out, err = run_cli(capsys, path, "--path", REPO_ROOT, *flags)
+    assert code == status
+    assert said in out + err
