@@ -9,6 +9,9 @@
    only reading, gunzipping and decoding the same files with orjson (the replay's decoder).
 3. Peak memory (max RSS) of a replay over the sample and over ten days of the same organisation
    (ten times the records), generated on the fly into a temporary directory.
+4. Hostile inputs: peak memory and time of a replay over a decompression bomb (a small gzip of
+   many `{}` lines), a one-line delivery object larger than the replay decodes whole (so it is
+   streamed), and a rule raising many distinct alerts.
 
 Timings are the minimum over several repeats (as timeit advises: the minimum is the run least
 disturbed by the rest of the machine). This measures; it asserts nothing.
@@ -300,6 +303,89 @@ def scaled_replay(command, days):
     }
 
 
+# --- 4. hostile inputs: memory bounded by the record, not the input ----------------------------
+
+# (bomb: MiB of `{}` lines; one-line delivery object: MiB; distinct alerts)
+HOSTILE_SIZES = {False: (16, 64, 50_000), True: (1, 18, 2_000)}
+
+
+def _bomb(path, mebibytes):
+    path.write_bytes(gzip.compress(b"{}\n" * (mebibytes * 1024 * 1024 // 3), compresslevel=9))
+
+
+def _sample_record(records, network_activity):
+    return next(r for r in records if (r.get("eventType") == "AwsVpceEvent") == network_activity)
+
+
+def _one_line_delivery_object(path, mebibytes, record):
+    line = orjson.dumps(record)
+    count = mebibytes * 1024 * 1024 // (len(line) + 1)
+    path.write_bytes(b'{"Records":[' + b",".join([line] * count) + b"]}")
+
+
+def _distinct_alerts(path, count, record):
+    first = int(ipaddress.ip_address("11.0.0.0"))
+    with path.open("wb") as out:
+        for number in range(count):
+            address = str(ipaddress.ip_address(first + number))
+            out.write(orjson.dumps({**record, "sourceIPAddress": address}) + b"\n")
+
+
+def hostile_inputs(command, records, quick):
+    bomb_mib, line_mib, alert_count = HOSTILE_SIZES[quick]
+    # A matching record: S3 network activity from a public address (the planted incidents').
+    external = next(
+        r for r in records if r.get("eventType") == "AwsVpceEvent" and r.get("errorCode") is None
+        and r.get("eventName") == "GetObject"
+        and str(r.get("sourceIPAddress", "")).startswith("198.199.")
+    )  # fmt: skip
+    cases = [
+        (f"gzip bomb: {bomb_mib} MiB of {{}} lines", "bomb.jsonl.gz", lambda p: _bomb(p, bomb_mib)),
+        (
+            f"one-line delivery object, {line_mib} MiB",
+            "big.json",
+            lambda p: _one_line_delivery_object(p, line_mib, _sample_record(records, False)),
+        ),
+        (
+            f"{alert_count:,} distinct alerts",
+            "alerts.jsonl",
+            lambda p: _distinct_alerts(p, alert_count, external),
+        ),
+    ]  # fmt: skip
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="replay-hostile-") as scratch:
+        for label, name, make in cases:
+            path = Path(scratch, name)
+            make(path)
+            run = run_replay(command, path)
+            path.unlink()
+            rows.append(
+                {
+                    "input": label,
+                    "records": run.document["records_read"],
+                    "malformed": run.document["malformed"],
+                    "alerts": run.document["alert_count"],
+                    "wall_seconds": run.wall_seconds,
+                    "max_rss_kib": run.max_rss_kib,
+                }
+            )
+    return rows
+
+
+def hostile_lines(rows):
+    lines = [
+        "",
+        "4. Hostile inputs (peak memory must follow the record, not the input)",
+        f"   {'input':<40}{'records':>11}{'alerts':>8}{'wall s':>8}{'max RSS MiB':>13}",
+    ]
+    for row in rows:
+        lines.append(
+            f"   {row['input']:<40}{row['records']:>11,}{row['alerts']:>8,}"
+            f"{row['wall_seconds']:>8.1f}{row['max_rss_kib'] / 1024:>13.1f}"
+        )
+    return lines
+
+
 # --- report ---------------------------------------------------------------------------------------
 
 
@@ -414,6 +500,8 @@ def main(argv=None):
         result["scaled"] = scaled_replay(command, settings.scale_days)
         lines += throughput_lines(result["replay"])
         lines += memory_lines(result["replay"], result["scaled"])
+        result["hostile"] = hostile_inputs(command, records, args.quick)
+        lines += hostile_lines(result["hostile"])
     print(json.dumps(result, indent=2) if args.json else "\n".join(lines))
     return 0
 

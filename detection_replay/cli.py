@@ -1,16 +1,34 @@
 """`detection-replay`: replay the repository's CloudTrail rules over log files."""
 
 import argparse
+import os
+import signal
+import stat
 import sys
+import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from detection_replay import s3_inputs
-from detection_replay.engine import MALFORMED_EXAMPLES_KEPT, Replay
-from detection_replay.inputs import STDIN_NAME, discover
-from detection_replay.report import build_document, render_json, render_jsonl, render_text
-from detection_replay.rules import RuleRepositoryError, load_rules
+from detection_replay.alerts import ALERTS_KEPT
+from detection_replay.engine import (
+    MALFORMED_EXAMPLES_KEPT,
+    MATCHES_KEPT,
+    MatchLimitExceeded,
+    Replay,
+)
+from detection_replay.framing import RECORD_BYTES
+from detection_replay.inputs import STDIN_NAME, Discovery, discover, file_identity
+from detection_replay.report import (
+    build_document,
+    problem_lines_for_stderr,
+    render_json,
+    render_jsonl,
+    render_text,
+)
+from detection_replay.rules import RuleRepositoryError, find_repository, load_rules
+from detection_replay.text import display_path, printable, say
 
 EXIT_OK = 0
 EXIT_ALERTS = 1
@@ -18,9 +36,14 @@ EXIT_USAGE = 2
 EXIT_UNREADABLE_INPUT = 3
 EXIT_BAD_RECORDS = 4
 EXIT_RULES_UNLOADABLE = 5
+EXIT_REPORT_UNWRITTEN = 6
+EXIT_LIMIT = 7
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 SAMPLE_DATASET = Path("samples", "cloudtrail")
 RENDERERS = {"text": render_text, "json": render_json, "jsonl": render_jsonl}
+STDOUT_NAME = "-"
 
 DESCRIPTION = """\
 Replay the repository's enabled AWS.CloudTrail rules over CloudTrail log files, the way Panther
@@ -29,37 +52,47 @@ alerts they would raise: matches with the same rule and dedup string within the 
 DedupPeriodMinutes (on eventTime) form one alert.
 
 Inputs are files, directories (walked recursively, hidden files skipped), s3://bucket/prefix
-URLs (see S3 inputs below) and - for standard input, in any mix. Each may be a CloudTrail
-delivery object {"Records": [...]}, JSON Lines or a JSON array, plain or gzip-compressed; the
-format is read from the content, not the file name.
-With no inputs, the repository's sample dataset (samples/cloudtrail under --path) is replayed.
+URLs (see S3 inputs below) and - for standard input, in any mix. Each may hold CloudTrail
+delivery objects {"Records": [...]}, JSON Lines or JSON arrays, one or several back to back,
+pretty-printed or not, plain or gzip-compressed; the format is read from the content, not the
+file name. With no inputs, the repository's sample dataset (samples/cloudtrail) is replayed.
+The repository is --path, or else the nearest directory at or above the current one holding
+.panther_settings.yml or rules/ and global_helpers/; rules, helpers, data models and packs are
+loaded from those directories only.
 """
 
 EPILOG = f"""\
 records:
-  A record must be a JSON object with string eventTime (ISO 8601), eventSource and eventName;
-  anything else is counted as malformed and reported with its file and line, and the run goes
-  on. Each good record gets p_log_type AWS.CloudTrail; one that already carries another
-  p_log_type is malformed. Always: records read = evaluated + malformed.
+  A record must be a JSON object with string eventSource and eventName and an eventTime that is
+  an ISO 8601 date-time with Z or an offset (or Panther's "YYYY-MM-DD HH:MM:SS[.f]" UTC form)
+  within years 1-9999, and at most {RECORD_BYTES // (1024 * 1024)} MiB of JSON; anything else is
+  counted as malformed and reported with its input and line, and the run goes on. Each good
+  record gets p_log_type AWS.CloudTrail; one that already carries another p_log_type is
+  malformed. Always: records read = evaluated + malformed.
 
 alerts:
-  Inputs are replayed in the order given, directories in sorted path order. An alert's dedup
-  window is anchored at the eventTime of its first event in that order; a later match with the
-  same dedup string joins it while its eventTime is less than DedupPeriodMinutes away (before
-  or after), so files delivered out of order still group. The alert keeps its first event's
-  title and alert context, counts events, and takes the highest severity among them.
+  Matches are grouped after every input is read, in eventTime order, so the order of the inputs
+  never changes the alerts. An alert's dedup window runs from its first event for
+  DedupPeriodMinutes (0 means Panther's default, 60; below 5 means 5, as Panther applies them);
+  the alert keeps its first event's title and alert context, counts events, and takes the
+  highest severity among them.
 
 exit status:
   {EXIT_OK}  the run was clean (every input read; malformed records and rule errors are
      reported but only change the status with --strict)
   {EXIT_ALERTS}  --fail-on-alert was given and at least one alert was raised
-  {EXIT_USAGE}  usage error: bad option, --path not a directory, no sample dataset when no input
-     was given, --output not writable
-  {EXIT_UNREADABLE_INPUT}  some input was unreadable (missing path, no permission, corrupt or
-     truncated gzip, invalid JSON document); the other inputs were still replayed
+  {EXIT_USAGE}  usage error: bad option, --path not a directory, no repository found, no sample
+     dataset when no input was given, --output not writable or naming an input
+  {EXIT_UNREADABLE_INPUT}  some input was unreadable, wholly or in part (missing path, no
+     permission, corrupt or truncated gzip, unsupported content, JSON whose records cannot be
+     told apart), or no input yielded a record; the other inputs were still replayed
   {EXIT_BAD_RECORDS}  --strict was given and a record was malformed or a rule function raised
   {EXIT_RULES_UNLOADABLE}  the rules could not be loaded (invalid analysis item, rule import
      error, no enabled AWS.CloudTrail rule)
+  {EXIT_REPORT_UNWRITTEN}  the report could not be written (disk full, closed or broken stdout)
+  {EXIT_LIMIT}  more matching events than --max-matches: the replay stopped
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the totals so far go to stderr
+  {EXIT_TERMINATED}  terminated (SIGTERM); temporary files are removed
   Of {EXIT_UNREADABLE_INPUT}, {EXIT_BAD_RECORDS} and {EXIT_ALERTS}, the first that applies wins.
 """
 
@@ -80,9 +113,9 @@ def build_parser():
     )
     parser.add_argument(
         "--path",
-        default=".",
         type=Path,
-        help="repository root holding rules/ and global_helpers/ (default: .)",
+        help="repository root holding rules/ and global_helpers/ (default: the nearest "
+        "directory at or above the current one holding .panther_settings.yml or both)",
     )
     parser.add_argument(
         "--format",
@@ -92,7 +125,10 @@ def build_parser():
         "rule's alerts; jsonl: one alert per line",
     )
     parser.add_argument(
-        "-o", "--output", type=Path, help="write the report to this file instead of stdout"
+        "-o",
+        "--output",
+        help=f"write the report to this file (replaced only once the run has ended) instead of "
+        f"stdout; {STDOUT_NAME} is stdout",
     )
     parser.add_argument(
         "--fail-on-alert",
@@ -115,8 +151,23 @@ def build_parser():
     parser.add_argument(
         "--full-run",
         action="store_true",
-        help="call panther_core's Rule.run() on every event, not only on those the rule's "
-        "rule() matched or failed on (slower, same results; for checking the fast path)",
+        help="decide every match with panther_core's own matcher (its per-call checks) "
+        "instead of calling rule() directly (slower, same results; for checking the fast path)",
+    )
+    parser.add_argument(
+        "--max-matches",
+        type=_positive,
+        default=MATCHES_KEPT,
+        metavar="N",
+        help=f"matching events held until every input is read (default: {MATCHES_KEPT:,}); "
+        f"past it the replay stops with status {EXIT_LIMIT}",
+    )
+    parser.add_argument(
+        "--max-alerts",
+        type=_non_negative,
+        default=ALERTS_KEPT,
+        metavar="N",
+        help=f"alerts listed in the report (default: {ALERTS_KEPT:,}); the rest are counted",
     )
     parser.add_argument(
         "--no-progress",
@@ -128,11 +179,24 @@ def build_parser():
     return parser
 
 
-def _non_negative(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
+def _whole_number(text, smallest):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < smallest:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, {smallest} or more, not {text!r}"
+        )
     return value
+
+
+def _non_negative(text):
+    return _whole_number(text, 0)
+
+
+def _positive(text):
+    return _whole_number(text, 1)
 
 
 class Progress:
@@ -170,67 +234,195 @@ class Progress:
         self.bar.close()
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every `finally` and `with` cleans up."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    usage_problem = _usage_problem(args)
-    if usage_problem:
-        print(f"detection-replay: error: {usage_problem}", file=sys.stderr)
-        return EXIT_USAGE
-    inputs = args.inputs or [str(args.path / SAMPLE_DATASET)]
-    try:  # S3 credentials are checked before anything is read (boto3 only with s3:// inputs)
-        s3 = s3_inputs.reader_for(args)
-    except s3_inputs.S3SetupError as error:
-        print(f"detection-replay: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    run = Run(args)
     try:
-        output = _open_output(args.output)
-    except OSError as error:
-        print(f"detection-replay: error: cannot write {args.output}: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return run.execute()
+    except KeyboardInterrupt:
+        say("detection-replay: interrupted" + run.partial_totals())
+        return EXIT_INTERRUPTED
+    except Terminated:
+        say("detection-replay: terminated" + run.partial_totals())
+        return EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Run:
+    """One command run: checks, rules, replay, report; each failure its own exit status."""
+
+    def __init__(self, args):
+        self.args = args
+        self.replay = None
+
+    def _started(self, replay):
+        self.replay = replay
+
+    def partial_totals(self):
+        if self.replay is None:
+            return ""
+        totals = self.replay.totals
+        return (
+            f"; so far: records read {totals.records_read:,}, evaluated {totals.evaluated:,}, "
+            f"matched {totals.matched:,}, malformed {self.replay.malformed.count:,}, "
+            f"unreadable inputs {len(self.replay.unreadable):,}"
+        )
+
+    def execute(self):
+        args = self.args
+        repository, problem = _repository(args)
+        if problem is None:
+            inputs = args.inputs or [str(repository / SAMPLE_DATASET)]
+            problem = _usage_problem(args, repository, inputs)
+        if problem:
+            say(f"detection-replay: error: {printable(problem)}")
+            return EXIT_USAGE
+        try:  # S3 credentials are checked before anything is read (boto3 only with s3:// inputs)
+            s3 = s3_inputs.reader_for(args)
+        except s3_inputs.S3SetupError as error:
+            say(f"detection-replay: error: {printable(error)}")
+            return EXIT_USAGE
+        discovery = Discovery(empty_directories=[])
+        try:
+            with load_rules(repository) as rule_set:
+                self.replay = _replay(rule_set, inputs, args, discovery, self._started, s3=s3)
+                status = exit_status(self.replay, args)
+                document = build_document(self.replay, repository, status, discovery)
+        except RuleRepositoryError as error:
+            say(f"detection-replay: error: {printable(error)}")
+            return EXIT_RULES_UNLOADABLE
+        except MatchLimitExceeded as error:
+            say(f"detection-replay: error: {error}" + self.partial_totals())
+            return EXIT_LIMIT
+        try:
+            write_report(args.output, RENDERERS[args.format](document))
+        except OSError as error:
+            where = "standard output" if _to_stdout(args) else printable(args.output)
+            reason = error.strerror or str(error)
+            say(f"detection-replay: error: cannot write the report to {where}: {reason}")
+            return EXIT_REPORT_UNWRITTEN
+        _warn_on_stderr(document, args)
+        return status
+
+
+def _repository(args):
+    """(repository, None) or (None, the usage problem)."""
+    if args.path is not None:
+        if not args.path.is_dir():
+            return None, f"--path {args.path} is not a directory"
+        return args.path.resolve(), None
+    found = find_repository(Path.cwd())
+    if found is None:
+        return None, (
+            f"no detection repository at or above {display_path(Path.cwd())} (a directory "
+            "holding .panther_settings.yml, or rules/ and global_helpers/): give one with --path"
+        )
+    return found, None
+
+
+def _usage_problem(args, repository, inputs):
+    if not args.inputs and not (repository / SAMPLE_DATASET).is_dir():
+        return f"no input given and no sample dataset at {repository / SAMPLE_DATASET}"
+    problem = s3_inputs.usage_problem(args)
+    if problem or _to_stdout(args):
+        return problem
+    output = args.output
+    if os.path.isdir(output):
+        return f"cannot write {output}: it is a directory"
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
+        return f"cannot write {output}: no writable directory {directory}"
+    identity = file_identity(output)
+    if identity is not None and any(file_identity(path) == identity for path in inputs):
+        return f"--output {output} is also an input: it would be overwritten"
+    return None
+
+
+def _to_stdout(args):
+    return args.output is None or args.output == STDOUT_NAME
+
+
+def write_report(output, text):
+    """Write the report: to stdout, or replacing `output` only once it is complete.
+
+    A regular file is written beside its final name and renamed over it, so an interrupted or
+    failed run leaves an earlier report intact. A device or pipe (/dev/stdout, /dev/full) is
+    written directly: renaming over it would replace the device, not write to it.
+    """
+    data = text.encode("utf-8", "backslashreplace")
+    if output is None or output == STDOUT_NAME:
+        _write_stdout(data)
+        return
     try:
-        with load_rules(args.path.resolve()) as rule_set:
-            replay = _replay(rule_set, inputs, args, s3)
-            status = exit_status(replay, args)
-            document = build_document(replay, args.path.resolve(), status)
-    except RuleRepositoryError as error:
-        print(f"detection-replay: error: {error}", file=sys.stderr)
-        return EXIT_RULES_UNLOADABLE
-    with output as stream:
-        stream.write(RENDERERS[args.format](document))
-    _warn_on_stderr(document, args)
-    return status
+        mode = os.stat(output).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with open(output, "wb") as stream:
+            stream.write(data)
+        return
+    directory, name = os.path.split(os.path.abspath(output))
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask())
+        os.replace(temporary, output)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
-def _usage_problem(args):
-    if not args.path.is_dir():
-        return f"--path {args.path} is not a directory"
-    if not args.inputs and not (args.path / SAMPLE_DATASET).is_dir():
-        return f"no input given and no sample dataset at {args.path / SAMPLE_DATASET}"
-    return s3_inputs.usage_problem(args)
+def _umask():
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
-def _open_output(path):
-    if path is None:
-        return _Unclosed(sys.stdout)
-    return open(path, "w", encoding="utf-8")  # closed by main's `with`
+def _write_stdout(data):
+    stream = sys.stdout
+    if stream is None:
+        raise OSError(0, "standard output is closed")
+    try:
+        stream.flush()
+        stream.buffer.write(data) if hasattr(stream, "buffer") else stream.write(data.decode())
+        stream.flush()
+    except (OSError, ValueError) as error:
+        # Python would try again to flush at exit and print a traceback: point stdout at
+        # nothing first, so only the one line naming the failure is said.
+        _silence_stdout()
+        if isinstance(error, ValueError):  # "I/O operation on closed file"
+            raise OSError(0, "standard output is closed") from None
+        raise
 
 
-class _Unclosed:
-    """stdout in a `with` block without closing it."""
-
-    def __init__(self, stream):
-        self.stream = stream
-
-    def __enter__(self):
-        return self.stream
-
-    def __exit__(self, *exc):
-        self.stream.flush()
+def _silence_stdout():
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.stdout = None
 
 
-def _replay(rule_set, inputs, args, s3=None):
-    show_progress = not args.no_progress and sys.stderr.isatty()
-    sources = discover(inputs, s3)
+def _replay(rule_set, inputs, args, discovery, started, *, s3=None):
+    show_progress = not args.no_progress and sys.stderr is not None and sys.stderr.isatty()
+    excluded = set()
+    if not _to_stdout(args) and (identity := file_identity(args.output)) is not None:
+        excluded.add(identity)
+    sources = discover(inputs, excluded=excluded, discovery=discovery, s3=s3)
     progress = None
     if show_progress:
         sources = list(sources)  # paths only: the bar needs the total size up front
@@ -240,7 +432,10 @@ def _replay(rule_set, inputs, args, s3=None):
         progress=progress,
         malformed_examples=args.show_malformed,
         quick_miss=not args.full_run,
+        max_matches=args.max_matches,
+        max_alerts=args.max_alerts,
     )
+    started(replay)  # so that an interruption can report the totals so far
     try:
         return replay.run(sources)
     finally:
@@ -249,20 +444,22 @@ def _replay(rule_set, inputs, args, s3=None):
 
 
 def exit_status(replay, args):
-    if replay.unreadable:
+    if replay.unreadable or replay.totals.records_read == 0:
         return EXIT_UNREADABLE_INPUT
     if args.strict and (replay.malformed.count or replay.rule_errors):
         return EXIT_BAD_RECORDS
-    if args.fail_on_alert and any(replay.grouper.alerts_of(rule) for rule in replay.rules):
+    if args.fail_on_alert and replay.alert_count:
         return EXIT_ALERTS
     return EXIT_OK
 
 
 def _warn_on_stderr(document, args):
     """Problems go to stderr too when the report itself is not a readable summary on stdout."""
-    if args.format == "text" and args.output is None:
+    for name in document["empty_directories"]:
+        say(f"detection-replay: empty directory: {printable(name)}")
+    if document["records_read"] == 0:
+        say("detection-replay: no input yielded a record")
+    if args.format == "text" and _to_stdout(args):
         return
-    for item in document["unreadable"]:
-        print(f"detection-replay: unreadable: {item['input']}: {item['error']}", file=sys.stderr)
-    if document["malformed"]:
-        print(f"detection-replay: {document['malformed']} malformed record(s)", file=sys.stderr)
+    for line in problem_lines_for_stderr(document):
+        say(f"detection-replay: {line}")

@@ -1,38 +1,50 @@
 """Finding the inputs and reading CloudTrail records out of them, one at a time.
 
-Formats are told apart by content, never by file name:
-- gzip is recognised by its magic bytes, anything else is read as it is;
-- a first line that is a complete JSON value starts JSON Lines, read line by line. A line holding
-  a CloudTrail delivery object ``{"Records": [...]}`` (a trail writes one per file, on one line)
-  gives its records one by one;
-- a file opening with ``[``, or whose first line is the opening of a longer JSON value, is one
-  JSON document: a delivery object, an array of records, or a single record. A document is
-  decoded whole, so memory follows the largest single file, never the whole input.
+Formats are told apart by content, never by file name: gzip by its magic bytes (members of a
+concatenated gzip file one after another), anything else as it is; then the text is split into
+records by detection_replay.framing. Content the replay cannot read (bz2, xz, zstd or zip
+archives, UTF-16 or UTF-32 text) is named as unsupported instead of being read as junk records.
+Decompression hands on at most DECOMPRESSED_CHUNK_BYTES at a time, so a small file that expands
+enormously is read in bounded memory like any other.
 """
 
 import os
+import stat
 import sys
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import orjson
-
-from detection_replay.records import InvalidJson
+from detection_replay.framing import RecordReader
+from detection_replay.text import display_path
 
 STDIN_NAME = "-"
 S3_SCHEME = "s3://"
 GZIP_MAGIC = b"\x1f\x8b"
 # zlib's window-bits value that reads a gzip header and checks the gzip trailer (CRC, size).
 GZIP_WBITS = 16 + zlib.MAX_WBITS
-# Compressed bytes read at a time: large enough to make per-read overhead vanish, small enough
-# that a chunk's decompressed size stays a few megabytes.
+# Compressed bytes read at a time: large enough to make per-read overhead vanish.
 CHUNK_BYTES = 256 * 1024
-# Errors that mean "this input cannot be read (any further)": missing or unreadable paths,
-# corrupt or truncated gzip streams.
-READ_ERRORS = (OSError, EOFError, zlib.error)
-# How often, in lines, the reader reports how far it has got through the file.
-PROGRESS_EVERY_LINES = 4096
+# The most decompressed bytes produced from one piece of input (bounds memory on gzip bombs).
+DECOMPRESSED_CHUNK_BYTES = 1024 * 1024
+UTF8_BOM = b"\xef\xbb\xbf"
+# Content the replay does not read, by its first bytes.
+UNSUPPORTED_MAGIC = (
+    (b"BZh", "bzip2-compressed data"),
+    (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"PK\x05\x06", "a zip archive"),
+    (GZIP_MAGIC, "gzip-compressed data inside gzip"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text"),
+    (b"\xfe\xff", "UTF-16 text"),
+    (b"\xff\xfe", "UTF-16 text"),
+)
+SUPPORTED = "read: JSON (UTF-8), plain or gzip"
+# CloudTrail's digest files (integrity hashes, not events) live beside the logs.
+DIGEST_DIRECTORY = "CloudTrail-Digest"
+AWS_LOGS_DIRECTORY = "AWSLogs"
 
 
 class UnreadableInput(Exception):
@@ -41,12 +53,18 @@ class UnreadableInput(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    """One input: a file path, or standard input when `path` is None."""
+    """One input: a file path, or standard input when `path` is None.
+
+    `skipped` says why an input found while walking a directory is not read (a named pipe, a
+    CloudTrail digest file, ...); `listing_error` why a directory could not be listed.
+    """
 
     name: str
     path: str | None = None
-    # Set when the input could not even be listed (e.g. a directory without read permission).
     listing_error: str | None = None
+    skipped: str | None = None
+    # True for a CloudTrail digest file: counted, not reported as a problem.
+    digest: bool = False
 
     @property
     def size(self):
@@ -58,13 +76,41 @@ class Source:
             return 0
 
 
-def discover(arguments, s3=None):
+@dataclass
+class Discovery:
+    """What walking the arguments found besides sources: directories without files."""
+
+    empty_directories: list
+
+
+def file_identity(path):
+    """(device, inode) of an existing path, following links; None when it cannot be stat'ed."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return status.st_dev, status.st_ino
+
+
+def is_digest_path(path):
+    """A CloudTrail digest file: AWSLogs/<account>/CloudTrail-Digest/... (not event records)."""
+    parts = os.path.normpath(path).split(os.sep)
+    return (
+        DIGEST_DIRECTORY in parts
+        and AWS_LOGS_DIRECTORY in parts
+        and parts.index(AWS_LOGS_DIRECTORY) < parts.index(DIGEST_DIRECTORY)
+    )
+
+
+def discover(arguments, excluded=frozenset(), discovery=None, s3=None):
     """Sources for the command-line arguments, in order; directories walked recursively.
 
-    Inside a directory, files are taken in sorted path order (a CloudTrail layout sorts by
-    account, region and time) and hidden files and directories are skipped. A path named
-    on the command line is always read, whatever its name. `s3` is the s3_inputs.S3Reader
-    for s3:// arguments (one with boto3's defaults is made when needed).
+    Inside a directory, files are taken in sorted path order, hidden files and directories are
+    skipped, named pipes, sockets and devices are reported and not read, a directory reached
+    again through a symbolic link is reported and not read twice, and files whose (device,
+    inode) is in `excluded` (the report being written) are left out. A path named on the
+    command line is always read, whatever its name or kind (`<(zcat ...)` is a pipe).
+    `s3` is the s3_inputs.S3Reader for s3:// arguments (one with boto3's defaults when needed).
     """
     for argument in arguments:
         if argument == STDIN_NAME:
@@ -73,9 +119,13 @@ def discover(arguments, s3=None):
             s3 = s3 or _default_s3_reader()
             yield from s3.discover(argument)
         elif os.path.isdir(argument):
-            yield from _walk(argument)
+            found = yield from _walk(argument, excluded, set())
+            if not found and discovery is not None:
+                discovery.empty_directories.append(display_path(argument))
+        elif is_digest_path(argument):
+            yield Source(display_path(argument), argument, skipped="digest file", digest=True)
         else:
-            yield Source(argument, argument)
+            yield Source(display_path(argument), argument)
 
 
 def _default_s3_reader():
@@ -84,23 +134,59 @@ def _default_s3_reader():
     return S3Reader()
 
 
-def _walk(directory):
-    problems = []
-    for root, dirnames, filenames in os.walk(directory, onerror=problems.append):
-        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                # Plain strings, not pathlib: thousands of small files make its cost show.
-                path = os.path.join(root, name)
-                yield Source(path, path)
-        yield from _listing_failures(problems)
-    yield from _listing_failures(problems)
+def _walk(directory, excluded, walked):
+    """Sources under `directory`; returns how many files it found (read or skipped)."""
+    identity = file_identity(directory)
+    if identity in walked:
+        name = display_path(directory)
+        yield Source(name, skipped="a link to a directory already walked; not read twice")
+        return 1
+    walked.add(identity)
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(
+                (entry for entry in listing if not entry.name.startswith(".")),
+                key=lambda entry: entry.name,
+            )
+    except OSError as error:
+        yield Source(display_path(directory), listing_error=describe_error(error))
+        return 1
+    found = 0
+    subdirectories = []
+    for entry in entries:
+        path = entry.path  # plain strings, not pathlib: thousands of small files make it show
+        try:
+            status = os.stat(path)
+        except OSError:
+            found += 1
+            yield Source(display_path(path), path)  # a broken link: reported when opened
+            continue
+        if stat.S_ISDIR(status.st_mode):
+            subdirectories.append(path)
+            continue
+        found += 1
+        if (status.st_dev, status.st_ino) in excluded:
+            continue  # the report being written: never an input
+        if not stat.S_ISREG(status.st_mode):
+            kind = _special_kind(status.st_mode)
+            yield Source(display_path(path), skipped=f"{kind}, not a regular file; not read")
+        elif is_digest_path(path):
+            yield Source(display_path(path), path, skipped="digest file", digest=True)
+        else:
+            yield Source(display_path(path), path)
+    for path in subdirectories:
+        found += yield from _walk(path, excluded, walked)
+    return found
 
 
-def _listing_failures(problems):
-    while problems:
-        error = problems.pop(0)
-        yield Source(error.filename or "?", listing_error=describe_error(error))
+def _special_kind(mode):
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def describe_error(error):
@@ -113,148 +199,106 @@ def describe_error(error):
 
 @contextmanager
 def open_source(source):
-    """(lines, raw): the input's decompressed lines, and the file under them (for progress)."""
+    """(chunks, raw): the input's decompressed bytes in bounded pieces, and the file under them."""
     if source.listing_error:
         raise UnreadableInput(source.listing_error)
     open_stream = getattr(source, "open_stream", None)
     if open_stream is not None:  # an S3 object (s3_inputs.S3Source), streamed in chunks
         with open_stream() as raw:
-            yield lines_of(_chunks(raw)), raw
+            yield text_chunks(raw), raw
         return
     if source.path is None:
-        yield lines_of(_chunks(sys.stdin.buffer)), sys.stdin.buffer
+        stdin = sys.stdin.buffer if sys.stdin is not None else None
+        if stdin is None:
+            raise UnreadableInput("standard input is closed")
+        yield text_chunks(stdin), stdin
         return
     with open(source.path, "rb") as raw:
-        yield lines_of(_chunks(raw)), raw
+        yield text_chunks(raw), raw
 
 
-def _chunks(raw):
-    """The input's bytes in large pieces, gunzipped when they start with the gzip magic.
+def read_records(chunks, report_position=None):
+    """(line, index, value) for each record, and a framing.Damage where the structure breaks."""
+    return RecordReader(chunks, report_position)
 
-    zlib is driven directly rather than through gzip.GzipFile: with many small CloudTrail
-    files, GzipFile's per-read Python overhead costs more than the decompression itself.
-    """
+
+def text_chunks(raw):
+    """The input's text in bounded pieces: gunzipped, checked, BOM dropped, line ends unified."""
     head = raw.read(CHUNK_BYTES)
     if head[:2] == GZIP_MAGIC:
-        yield from _gunzipped(head, raw)
-        return
+        chunks = _gunzipped(head, raw)
+    else:
+        _refuse_unsupported(head)
+        chunks = _plain(head, raw)
+    return _unified_line_ends(_checked_head(chunks))
+
+
+def _refuse_unsupported(head):
+    for magic, kind in UNSUPPORTED_MAGIC:
+        if head.startswith(magic):
+            raise UnreadableInput(f"unsupported content: {kind} ({SUPPORTED})")
+    # JSON text in UTF-8 holds no NUL byte; UTF-16/32 text without a BOM starts with one.
+    if b"\x00" in head[:4]:
+        raise UnreadableInput(f"unsupported content: UTF-16 or UTF-32 text or binary ({SUPPORTED})")
+
+
+def _plain(head, raw):
     while head:
         yield head
         head = raw.read(CHUNK_BYTES)
 
 
+def _checked_head(chunks):
+    """The decompressed text, its first bytes checked, a leading UTF-8 byte-order mark dropped."""
+    chunks = iter(chunks)
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= 8:
+            break
+    if head.startswith(UTF8_BOM):
+        head = head[len(UTF8_BOM) :]
+    else:
+        _refuse_unsupported(head)
+    if head:
+        yield head
+    yield from chunks
+
+
 def _gunzipped(data, raw):
     decompressor = zlib.decompressobj(wbits=GZIP_WBITS)
-    while data:
-        while data:
-            output = decompressor.decompress(data)
-            if output:
-                yield output
-            data = b""
-            if decompressor.eof and decompressor.unused_data:
-                # Concatenated gzip members (allowed by the format): go on with the next one.
-                data = decompressor.unused_data
-                decompressor = zlib.decompressobj(wbits=GZIP_WBITS)
-        data = raw.read(CHUNK_BYTES)
-    if not decompressor.eof:
-        raise EOFError("the gzip stream ends before its end-of-stream marker")
+    while True:
+        output = decompressor.decompress(data, DECOMPRESSED_CHUNK_BYTES)
+        if output:
+            yield output
+        data = decompressor.unconsumed_tail
+        if decompressor.eof:
+            # Concatenated gzip members (`cat *.json.gz`): go on with the next one, if any.
+            data = decompressor.unused_data or raw.read(CHUNK_BYTES)
+            if not data:
+                return
+            decompressor = zlib.decompressobj(wbits=GZIP_WBITS)
+        elif not data and len(output) < DECOMPRESSED_CHUNK_BYTES:
+            # All input consumed and no output held back: zlib needs more.
+            data = raw.read(CHUNK_BYTES)
+            if not data:
+                raise EOFError("the gzip stream ends before its end-of-stream marker")
 
 
-def lines_of(chunks):
-    """Split byte chunks into lines (without the newline), in constant memory per line."""
-    pending = []  # pieces of a line that spans chunks, joined once its end is found
-    for chunk in chunks:
-        if b"\n" not in chunk:
-            pending.append(chunk)
-            continue
-        lines = chunk.split(b"\n")
-        if pending:
-            pending.append(lines[0])
-            lines[0] = b"".join(pending)
-        pending = [lines.pop()]
-        yield from lines
-    last = b"".join(pending)
-    if last:
-        yield last
+def _unified_line_ends(chunks):
+    """CR LF and a lone CR (old Mac line ends) become LF, so every line ends in LF.
 
-
-def read_records(lines, report_position=None):
-    """Yield (line, index, value) for each record; `value` is the decoded JSON or InvalidJson.
-
-    `line` is the 1-based line in the file (0 for a multi-line document) and `index` the
-    1-based position inside a delivery object or array (0 for a JSON Lines record).
+    JSON forbids a raw CR inside a string, so this changes nothing a record could hold.
     """
-    report = report_position or _ignore
-    lines = iter(lines)
-    number, first_line = _first_content_line(lines)
-    if first_line is None:
-        return
-    if first_line.lstrip()[:1] == b"[":
-        yield from _document_records(first_line, lines)
-        return
-    try:
-        first_value = orjson.loads(first_line)
-    except orjson.JSONDecodeError as error:
-        if error.pos >= len(first_line.rstrip()):
-            # The first line is only the opening of a value: a pretty-printed document.
-            yield from _document_records(first_line, lines)
-            return
-        first_value = InvalidJson(error.msg)
-    yield from _line_records(number, first_value)
-    yield from _json_lines(lines, number + 1, report)
-
-
-def _ignore():
-    return None
-
-
-def _first_content_line(lines):
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            return number, line
-    return 0, None
-
-
-def _document_records(first_line, other_lines):
-    try:
-        document = orjson.loads(b"\n".join([first_line, *other_lines]))
-    except orjson.JSONDecodeError as error:
-        raise UnreadableInput(f"not a valid JSON document ({error})") from None
-    for index, record in enumerate(_records_of(document), 1):
-        yield 0, index, record
-
-
-def _records_of(value):
-    if type(value) is dict:
-        records = value.get("Records")
-        if type(records) is list:
-            return records
-    if type(value) is list:
-        return value
-    return (value,)
-
-
-def _line_records(number, value):
-    if type(value) is dict and type(value.get("Records")) is list:
-        for index, record in enumerate(value["Records"], 1):
-            yield number, index, record
-    else:
-        yield number, 0, value
-
-
-def _json_lines(lines, start, report):
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
-    for number, line in enumerate(lines, start):
-        if not number % PROGRESS_EVERY_LINES:
-            report()
-        try:
-            value = loads(line)
-        except decode_error as error:
-            if not line.strip():
-                continue
-            value = InvalidJson(error.msg)
-        if type(value) is dict and "Records" in value:
-            yield from _line_records(number, value)
-        else:
-            yield number, 0, value
+    held = b""
+    for piece in chunks:
+        chunk = held + piece
+        held = b""
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):  # its LF may open the next piece
+                chunk, held = chunk[:-1], b"\r"
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if chunk:
+            yield chunk
+    if held:
+        yield b"\n"

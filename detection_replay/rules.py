@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from panther_analysis_tool.analysis_utils import load_analysis
+from panther_analysis_tool.analysis_utils import classify_analysis, load_analysis_specs
 from panther_analysis_tool.main import setup_data_models
 from panther_core.rule import TYPE_RULE, Rule
 
@@ -18,6 +18,7 @@ from detection_replay.kv_store import KeyValueStore
 from detection_replay.records import LOG_TYPE
 
 DEFAULT_DEDUP_PERIOD_MINUTES = 60
+MINIMUM_DEDUP_PERIOD_MINUTES = 5
 SEVERITY_RANK = {"INFO": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 ALERT_CONTEXT_ERROR_KEY = "_error"
 # How many failing calls per rule are kept in full (with where they failed); all are counted.
@@ -82,16 +83,14 @@ class LoadedRule:
 
     @property
     def quick_matcher(self):
-        """The rule's own rule() function, when its False alone decides a miss; else None.
+        """The rule's own rule() function, when its answer alone decides a match; else None.
 
-        Rule.run() builds a DetectionResult of some forty fields for every event before it
-        knows whether rule() matched, several times the cost of a typical rule() itself. For a
-        rule without filters, in batch mode, run() on an event whose rule() returns False does
-        nothing else. So the replay calls rule() first and calls run() only when it returned
-        anything but False or raised; run() then judges that event exactly as Panther does
-        (including its check that rule() returns a bool). The price: a matching event's rule()
-        runs twice. With DISABLE_DETECTION_OUTPUT set, panther_core's own matcher is used, so
-        a rule's prints stay silenced.
+        For a rule without filters, Rule.run() matches exactly when rule() returns the bool
+        True, and misses when it returns False; anything else (another value, an exception) is
+        left to the engine's own matcher (engine.matcher_decision), which reports it as Panther
+        does. Calling rule() directly spares panther_core's per-call checks on the millions of
+        events that miss. With DISABLE_DETECTION_OUTPUT set, panther_core's own matcher is
+        used, so a rule's prints stay silenced.
         """
         engine = self.engine
         if engine.filters or engine.detection_type != TYPE_RULE:
@@ -109,14 +108,16 @@ class LoadedRule:
             self.errors.add(function, message, where)
         self.swallowed.pending.clear()
 
-    def alert_context(self, result):
-        """The match's alert context as a mapping; a context error counts as a rule error."""
-        if not result.alert_context_output:
-            return {}
-        context = orjson.loads(result.alert_context_output)
-        if isinstance(context, dict) and set(context) == {ALERT_CONTEXT_ERROR_KEY}:
-            self.swallowed.pending.append(("alert_context", context[ALERT_CONTEXT_ERROR_KEY]))
-        return context
+    def alert_context_json(self, result):
+        """The match's alert context as JSON text (or None); an error counts as a rule error."""
+        text = result.alert_context_output
+        if not text:
+            return None
+        if ALERT_CONTEXT_ERROR_KEY in text:  # only then is decoding it worth the time
+            context = orjson.loads(text)
+            if isinstance(context, dict) and set(context) == {ALERT_CONTEXT_ERROR_KEY}:
+                self.swallowed.pending.append(("alert_context", context[ALERT_CONTEXT_ERROR_KEY]))
+        return text
 
     def event_severity(self, result):
         severity = result.severity_output or self.severity
@@ -141,14 +142,58 @@ def is_cloudtrail_rule(spec):
     )
 
 
+# The directories panther_analysis_tool items live in; nothing else under a repository is
+# loaded (a repository's tests, samples or downloaded logs must never be imported as rules).
+ANALYSIS_DIRECTORIES = ("rules", "global_helpers", "data_models", "packs")
+REPOSITORY_MARKERS = (".panther_settings.yml",)
+# This package's own layout, for a repository without .panther_settings.yml.
+REPOSITORY_LAYOUT = ("rules", "global_helpers")
+
+
+def find_repository(start):
+    """The nearest directory at or above `start` that is a detection repository, or None.
+
+    As git finds its work tree: a directory holding .panther_settings.yml, or both rules/ and
+    global_helpers/.
+    """
+    directory = Path(start).resolve()
+    for candidate in (directory, *directory.parents):
+        if is_repository(candidate):
+            return candidate
+    return None
+
+
+def is_repository(directory):
+    directory = Path(directory)
+    if any((directory / marker).is_file() for marker in REPOSITORY_MARKERS):
+        return True
+    return all((directory / name).is_dir() for name in REPOSITORY_LAYOUT)
+
+
+def load_analysis_items(repository):
+    """The repository's analysis items, read from ANALYSIS_DIRECTORIES only.
+
+    panther_analysis_tool's load_analysis() walks the whole path it is given (and ./
+    global_helpers of the working directory), so it is not used: its two steps are, on the
+    analysis directories alone.
+    """
+    directories = [
+        str(Path(repository, name))
+        for name in ANALYSIS_DIRECTORIES
+        if Path(repository, name).is_dir()
+    ]
+    raw_specs = list(load_analysis_specs(directories, []))
+    return classify_analysis(
+        raw_specs, ignore_table_names=False, valid_table_names=[], ignore_extra_keys=False
+    )
+
+
 @contextmanager
 def load_rules(repository):
     """The enabled AWS.CloudTrail rules of `repository`, with its global helpers importable and
     Panther's key-value store answered from memory (see kv_store) until the block ends."""
-    # The loader also looks for ./global_helpers relative to the working directory; run it
-    # from the repository so a replay of another checkout never mixes in this one's helpers.
     with chdir(repository):
-        specs, invalid = load_analysis(str(repository), False, [], [], False)
+        specs, invalid = load_analysis_items(repository)
     if invalid:
         problems = "; ".join(f"{name}: {error}" for name, error in invalid)
         raise RuleRepositoryError(f"invalid analysis items: {problems}")
@@ -200,11 +245,22 @@ def global_helpers_importable(helpers):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def effective_dedup_period(minutes):
+    """DedupPeriodMinutes as Panther's backend applies it.
+
+    panther_analysis_tool warns that 0 "will be ignored by the backend" (the default, 60,
+    applies) and that a value below 5 "will be treated as '5' upon upload".
+    """
+    if not minutes:
+        return DEFAULT_DEDUP_PERIOD_MINUTES
+    return max(int(minutes), MINIMUM_DEDUP_PERIOD_MINUTES)
+
+
 def _runnable(item):
     spec = item.analysis_spec
     rule_id = spec["RuleID"]
     severity = str(spec.get("Severity", "INFO")).upper()
-    period = spec.get("DedupPeriodMinutes", DEFAULT_DEDUP_PERIOD_MINUTES)
+    period = effective_dedup_period(spec.get("DedupPeriodMinutes", DEFAULT_DEDUP_PERIOD_MINUTES))
     engine = Rule(
         {
             "id": rule_id,

@@ -138,8 +138,10 @@ def test_unreadable_input_exits_3_and_the_rest_is_still_reported(capsys, tmp_pat
     status, out, _ = run_cli(capsys, missing, events, truncated, "--fail-on-alert")
     assert status == cli.EXIT_UNREADABLE_INPUT
     assert f"{missing}: No such file or directory" in out
-    assert f"{truncated}: not a valid JSON document" in out
-    assert "events 2" in out
+    assert f"{truncated}: line " in out
+    assert "not a valid JSON document: the input ends inside the value" in out
+    # The truncated document's records before the break are replayed too.
+    assert "events 3" in out
 
 
 def test_problems_reach_stderr_when_stdout_carries_data(capsys, tmp_path, events):
