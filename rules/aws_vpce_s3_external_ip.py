@@ -44,6 +44,15 @@ HIGH_SEVERITY_OPERATIONS = [
 MONITORED_OPERATIONS = event_names(S3_DATA_ACCESS_OPERATIONS, setting="S3_DATA_ACCESS_OPERATIONS")
 HIGH_IMPACT_OPERATIONS = event_names(HIGH_SEVERITY_OPERATIONS, setting="HIGH_SEVERITY_OPERATIONS")
 is_external_address = external_address_check(TRUSTED_NETWORKS, setting="TRUSTED_NETWORKS")
+# The overrides as every alert context reports them: the same for every event, so built once.
+OVERRIDES_CONTEXT = json_safe(
+    {
+        "S3_DATA_ACCESS_OPERATIONS": sorted(MONITORED_OPERATIONS),
+        "TRUSTED_NETWORKS": [str(net) for net in is_external_address.trusted_networks],
+        "HIGH_SEVERITY_OPERATIONS": sorted(HIGH_IMPACT_OPERATIONS),
+    },
+    max_chars=4096,
+)
 
 # "DEFAULT" keeps the YAML's Severity (Medium).
 SEVERITY_BY_OUTCOME = {"denied": "LOW", "high_impact": "HIGH", "allowed": "DEFAULT"}
@@ -111,12 +120,5 @@ def severity(event):
 def alert_context(event):
     context = network_activity_context(event)
     context["denied"] = outcome(event) == "denied"
-    context["overrides"] = json_safe(
-        {
-            "S3_DATA_ACCESS_OPERATIONS": sorted(MONITORED_OPERATIONS),
-            "TRUSTED_NETWORKS": [str(net) for net in is_external_address.trusted_networks],
-            "HIGH_SEVERITY_OPERATIONS": sorted(HIGH_IMPACT_OPERATIONS),
-        },
-        max_chars=4096,
-    )
+    context["overrides"] = OVERRIDES_CONTEXT
     return context
