@@ -12,12 +12,17 @@
 4. Hostile inputs: peak memory and time of a replay over a decompression bomb (a small gzip of
    many `{}` lines), a one-line delivery object larger than the replay decodes whole (so it is
    streamed), and a rule raising many distinct alerts.
+5. Match cost: a matching event through panther_core's full Rule.run(batch_mode=True), this rule
+   against a rule whose rule/title/dedup/alert_context return constants, side by side on the same
+   real-shaped network activity records.
 
 Timings are the minimum over several repeats (as timeit advises: the minimum is the run least
 disturbed by the rest of the machine). This measures; it asserts nothing.
 """
 
 import argparse
+import contextlib
+import copy
 import gc
 import gzip
 import importlib.util
@@ -33,6 +38,9 @@ from pathlib import Path
 
 import orjson
 from panther_core.enriched_event import PantherEvent
+from panther_core.rule import Rule
+
+from detection_replay.kv_store import KeyValueStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATASET = REPO_ROOT / "samples" / "cloudtrail"
@@ -44,6 +52,7 @@ HELPERS_DIR = REPO_ROOT / "global_helpers"
 TARGET_NON_NETWORK_VS_FLOOR = 1.2  # at most
 TARGET_PRIVATE_VS_UNCACHED = 0.5  # at most
 TARGET_REPLAY_VS_DECODE = 0.5  # at least
+TARGET_MATCH_VS_CONSTANT = 5.0  # at most
 SCALE_DAYS = 10
 # Memory counts as flat when the larger input grows the peak by no more than this.
 FLAT_MEMORY_RATIO = 1.25
@@ -62,6 +71,8 @@ class Settings:
 
 FULL = Settings(rule_repeats=200, replay_repeats=5, scale_days=SCALE_DAYS)
 QUICK = Settings(rule_repeats=10, replay_repeats=1, scale_days=2)
+# Rule.run calls per timed pass of the match cost (each pass runs every candidate in turn).
+MATCH_RUNS_PER_PASS = 300
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -372,6 +383,159 @@ def hostile_inputs(command, records, quick):
     return rows
 
 
+# --- 5. match cost against a constant rule --------------------------------------------------------
+
+CONSTANT_RULE = """\
+def rule(event):
+    return True
+
+
+def title(event):
+    return "constant title"
+
+
+def dedup(event):
+    return "constant dedup"
+
+
+def alert_context(event):
+    return {"constant": True}
+"""
+
+# Real-shaped S3 network activity records from a public address (the shape of AWS's published
+# examples, see /work/shared/reference/network-activity-events.md): no userAgent,
+# requestParameters or resources; the caller's full identity when it is the endpoint owner's,
+# a redacted one when it comes from another account.
+MATCHING_EVENTS = {
+    "own account, assumed role, allowed": {
+        "eventVersion": "1.09",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROAIOSFODNN7EXAMPLE:etl-session",
+            "arn": "arn:aws:sts::123456789012:assumed-role/DataPipeline/etl-session",
+            "accountId": "123456789012",
+            "accessKeyId": "ASIAIOSFODNN7EXAMPLE",
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": "AROAIOSFODNN7EXAMPLE",
+                    "arn": "arn:aws:iam::123456789012:role/DataPipeline",
+                    "accountId": "123456789012",
+                    "userName": "DataPipeline",
+                },
+                "attributes": {
+                    "creationDate": "2026-11-20T06:10:46Z",
+                    "mfaAuthenticated": "false",
+                },
+            },
+        },
+        "eventTime": "2026-11-20T07:12:50Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "45.33.32.156",
+        "requestID": "16bcc089-ac49-43f1-9177-EXAMPLE23731",
+        "eventID": "228ca3c8-5f95-4a8a-9732-EXAMPLE60ed9",
+        "eventType": "AwsVpceEvent",
+        "recipientAccountId": "123456789012",
+        "sharedEventID": "a1f3720c-ef19-47e9-a5d5-EXAMPLE8099f",
+        "vpcEndpointId": "vpce-0b8f2d6e4c1a3957d",
+        "vpcEndpointAccountId": "123456789012",
+        "eventCategory": "NetworkActivity",
+    },
+    "other account, redacted, denied": {
+        "eventVersion": "1.09",
+        "userIdentity": {
+            "type": "AWSAccount",
+            "principalId": "AKIAIOSFODNN7EXAMPLE",
+            "accountId": "777788889999",
+        },
+        "eventTime": "2026-11-20T07:44:38Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "45.33.32.156",
+        "errorCode": "VpceAccessDenied",
+        "errorMessage": "The request was denied due to a VPC endpoint policy",
+        "requestID": "899003b8-abc4-42bb-ad95-EXAMPLE0c374",
+        "eventID": "7c6e3d04-0c3b-42f2-8589-EXAMPLE826c0",
+        "eventType": "AwsVpceEvent",
+        "recipientAccountId": "123456789012",
+        "sharedEventID": "702f74c4-f692-4bfd-8491-EXAMPLEb1ac4",
+        "vpcEndpointId": "vpce-0b8f2d6e4c1a3957d",
+        "vpcEndpointAccountId": "123456789012",
+        "eventCategory": "NetworkActivity",
+    },
+}
+
+
+def engine_rule(rule_id, path):
+    """The rule at path as panther_core's engine loads it (helpers importable by GlobalID)."""
+    loaded = Rule(
+        {
+            "id": rule_id,
+            "analysisType": "RULE",
+            "versionId": "0",
+            "path": str(path),
+            "severity": "MEDIUM",
+        }
+    )
+    if loaded.setup_exception is not None:
+        raise RuntimeError(f"{path} cannot be loaded: {loaded.setup_exception!r}")
+    return loaded
+
+
+def run_passes(loaded, event, runs):
+    started = time.perf_counter()
+    for _ in range(runs):
+        loaded.run(event, {}, {}, batch_mode=True)
+    return time.perf_counter() - started
+
+
+def match_costs(repeats):
+    """µs per matching event through Rule.run(batch_mode=True): this rule and the constant one.
+
+    Both engines take turns on the same PantherEvent within each repeat (as in
+    seconds_per_event), and each checks first that the event raises an alert without errors.
+    """
+    with tempfile.TemporaryDirectory(prefix="constant-rule-") as scratch:
+        constant_file = Path(scratch) / "constant_rule.py"
+        constant_file.write_text(CONSTANT_RULE)
+        engines = {
+            "constant": engine_rule("Bench.Constant", constant_file),
+            "rule": engine_rule("AWS.CloudTrail.VPCE.S3ExternalIP", RULE_FILE),
+        }
+        rows = []
+        for name, record in MATCHING_EVENTS.items():
+            event = PantherEvent({**copy.deepcopy(record), "p_log_type": "AWS.CloudTrail"})
+            for engine in engines.values():
+                result = engine.run(event, {}, {}, batch_mode=True)
+                if not result.trigger_alert or result.errored:
+                    raise RuntimeError(f"{name}: {engine.detection_id} raised no clean alert")
+            best = dict.fromkeys(engines, float("inf"))
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                for _ in range(repeats):
+                    for key, engine in engines.items():
+                        seconds = run_passes(engine, event, MATCH_RUNS_PER_PASS)
+                        best[key] = min(best[key], seconds)
+            finally:
+                if collecting:
+                    gc.enable()
+            constant_us = best["constant"] / MATCH_RUNS_PER_PASS * 1e6
+            rule_us = best["rule"] / MATCH_RUNS_PER_PASS * 1e6
+            rows.append(
+                {
+                    "event": name,
+                    "constant_us": constant_us,
+                    "rule_us": rule_us,
+                    "rule_vs_constant": rule_us / constant_us,
+                }
+            )
+    return rows
+
+
 def hostile_lines(rows):
     lines = [
         "",
@@ -456,6 +620,27 @@ def memory_lines(sample, scaled):
     ]
 
 
+def match_cost_lines(rows):
+    lines = [
+        "",
+        "5. Match cost: a matching event through panther_core's Rule.run(batch_mode=True), min of",
+        "   repeats, against a rule whose rule/title/dedup/alert_context return constants",
+        "",
+        f"   {'event':<38}{'constant µs':>13}{'rule µs':>10}{'x constant':>12}",
+    ]
+    for row in rows:
+        lines.append(
+            f"   {row['event']:<38}{row['constant_us']:>13.2f}{row['rule_us']:>10.2f}"
+            f"{row['rule_vs_constant']:>12.2f}"
+        )
+    worst = max(row["rule_vs_constant"] for row in rows)
+    lines.append(
+        f"   worst {worst:.2f}x the constant rule (target <= {TARGET_MATCH_VS_CONSTANT}x): "
+        f"{verdict(worst <= TARGET_MATCH_VS_CONSTANT)}"
+    )
+    return lines
+
+
 def environment():
     return {
         "python": sys.version.split()[0],
@@ -476,6 +661,10 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     settings = QUICK if args.quick else FULL
+    # Panther's key-value store is a DynamoDB round trip, not this code's cost: the replay's
+    # in-memory store stands in for it, installed before the rule binds its functions.
+    store = contextlib.ExitStack()
+    store.enter_context(KeyValueStore().installed())
     rule = load_rule()
     # A global helper, importable by its GlobalID once load_rule() put the helpers on the path.
     is_public_ip = importlib.import_module("public_ip").is_public_ip
@@ -485,6 +674,7 @@ def main(argv=None):
         "environment": environment(),
         "settings": asdict(settings),
         "rule_cost": rule_costs(rule, event_mixes(records, is_public_ip), settings.rule_repeats),
+        "match_cost": match_costs(settings.rule_repeats),
     }
     lines = [
         f"Benchmark on {len(records):,} sample records, Python {result['environment']['python']}, "
@@ -502,6 +692,8 @@ def main(argv=None):
         lines += memory_lines(result["replay"], result["scaled"])
         result["hostile"] = hostile_inputs(command, records, args.quick)
         lines += hostile_lines(result["hostile"])
+    lines += match_cost_lines(result["match_cost"])
+    store.close()
     print(json.dumps(result, indent=2) if args.json else "\n".join(lines))
     return 0
 

@@ -5,9 +5,9 @@ rejects NaN; so everything copied from the event goes through ``json_safe``, whi
 finite, size-bounded JSON values whatever the event holds.
 """
 
-import json
 import math
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring_ascii
 
 from cloudtrail_fields import actor, bucket_name, field, is_cross_account
 
@@ -42,12 +42,9 @@ def _cut(text, limit):
     return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
-class _Budget:
-    def __init__(self, chars):
-        self.left = chars
-
-    def take(self, chars):
-        self.left -= chars
+# How many characters of JSON a str takes: what json.dumps returns for it, without the overhead
+# of a call through the encoder object.
+_encode = encode_basestring_ascii
 
 
 def json_safe(value, max_chars=SCALAR_FIELD_CHARS, max_items=64, max_depth=8):
@@ -56,65 +53,97 @@ def json_safe(value, max_chars=SCALAR_FIELD_CHARS, max_items=64, max_depth=8):
     Mappings become dicts with string keys, other sequences lists, non-finite floats and
     unserialisable objects strings; what does not fit is replaced by a truncation marker.
     """
-    return _copy(value, _Budget(max_chars), max_items, max_depth)
-
-
-def _copy(value, budget, max_items, depth):
-    if value is None or isinstance(value, bool):
-        budget.take(5)
+    # The common case inline: a plain str whose JSON fits the budget (see _copy_mapping).
+    if type(value) is str and len(value) < max_chars and len(_encode(value)) <= max_chars:
         return value
+    return _copy(value, max_chars, max_items, max_depth)[0]
+
+
+# Each _copy function takes the budget left, in characters of JSON, and returns the copy with
+# the budget left after it.
+
+
+def _copy(value, left, max_items, depth):
+    # Concrete types before the ABCs (Mapping, Sequence): isinstance() against an ABC costs
+    # several times as much, and event fields are nearly always plain str, dict and list.
+    if isinstance(value, str):
+        return _copy_text(value, left)
+    if value is None or isinstance(value, bool):
+        return value, left - 5
     if isinstance(value, int):
         if value.bit_length() > MAX_INT_BITS:  # str() of a huge int raises on CPython 3.11+
-            return _copy_text(f"<integer of {value.bit_length()} bits>", budget)
-        budget.take(40)
-        return value
+            return _copy_text(f"<integer of {value.bit_length()} bits>", left)
+        return value, left - 40
     if isinstance(value, float):
-        budget.take(25)
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, str):
-        return _copy_text(value, budget)
-    if depth <= 0 or budget.left <= 0:
-        budget.take(len(TRUNCATED) + 2)
-        return TRUNCATED
+        return (value if math.isfinite(value) else repr(value)), left - 25
+    if depth <= 0 or left <= 0:
+        return TRUNCATED, left - len(TRUNCATED) - 2
+    if isinstance(value, dict):
+        return _copy_mapping(value, left, max_items, depth)
+    if isinstance(value, list):
+        return _copy_sequence(value, left, max_items, depth)
     if isinstance(value, Mapping):
-        return _copy_mapping(value, budget, max_items, depth)
+        # panther_core's read-only wrappers offer the dict they wrap: reading through the
+        # wrapper would build a new wrapper (and copy) for every nested value.
+        view = getattr(value, "raw_view", None)
+        return _copy_mapping(value if view is None else view(), left, max_items, depth)
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
-        return _copy_sequence(value, budget, max_items, depth)
-    return _copy_text(repr(value), budget)
+        return _copy_sequence(value, left, max_items, depth)
+    return _copy_text(repr(value), left)
 
 
-def _copy_text(value, budget):
-    room = max(budget.left - 2, len(TRUNCATED))
+def _copy_text(value, left):
+    room = max(left - 2, len(TRUNCATED))
     shown = _cut(value, room)
-    encoded = len(json.dumps(shown))
+    encoded = len(_encode(shown))
     if encoded > room + 2:  # escapes: one character can take up to 12 in JSON
         shown = _cut(value, max(room // 12, len(TRUNCATED)))
-        encoded = len(json.dumps(shown))
-    budget.take(encoded)
-    return shown
+        encoded = len(_encode(shown))
+    return shown, left - encoded
 
 
-def _copy_mapping(value, budget, max_items, depth):
+# Inside containers, a plain str whose JSON fits in what is left is kept whole and charged its
+# JSON size right in the loop: _copy_text would return the same (it keeps a str whole exactly
+# when its JSON fits), only after two calls. Anything else goes through _copy_text or _copy.
+
+
+def _copy_mapping(value, left, max_items, depth):
     copied = {}
+    depth -= 1
     for index, (key, item) in enumerate(value.items()):
-        if index >= max_items or budget.left <= 0:
+        if index >= max_items or left <= 0:
             copied[TRUNCATED] = f"{len(value) - index} more keys"
             break
-        budget.take(2)
-        name = _copy_text(key if isinstance(key, str) else repr(key), budget)
-        copied[name] = _copy(item, budget, max_items, depth - 1)
-    return copied
+        left -= 2
+        if type(key) is str and len(key) < left and (size := len(_encode(key))) <= left:
+            name = key
+            left -= size
+        else:
+            name, left = _copy_text(key if isinstance(key, str) else repr(key), left)
+        if type(item) is str and len(item) < left and (size := len(_encode(item))) <= left:
+            copy = item
+            left -= size
+        else:
+            copy, left = _copy(item, left, max_items, depth)
+        copied[name] = copy
+    return copied, left
 
 
-def _copy_sequence(value, budget, max_items, depth):
+def _copy_sequence(value, left, max_items, depth):
     copied = []
+    depth -= 1
     for index, item in enumerate(value):
-        if index >= max_items or budget.left <= 0:
+        if index >= max_items or left <= 0:
             copied.append(f"{TRUNCATED} {len(value) - index} more items")
             break
-        budget.take(2)
-        copied.append(_copy(item, budget, max_items, depth - 1))
-    return copied
+        left -= 2
+        if type(item) is str and len(item) < left and (size := len(_encode(item))) <= left:
+            copy = item
+            left -= size
+        else:
+            copy, left = _copy(item, left, max_items, depth)
+        copied.append(copy)
+    return copied, left
 
 
 def network_activity_context(event):

@@ -57,6 +57,30 @@ DENIAL_ERROR_CODES = frozenset(
 DENIAL_CODE_SUFFIX = "AccessDenied"
 
 
+def once_per_event(function):
+    """function(event), answered once for the panther_core event it was last given.
+
+    A rule's title, dedup and alert_context each ask the same of one event, one after another.
+    Only a read-only event (one offering raw_view, as PantherEvent does) is remembered: a plain
+    dict may change between calls. Holding the event keeps its identity from going to another.
+    """
+    last = (None, None)
+
+    def answer(event):
+        nonlocal last
+        seen, result = last
+        if event is seen:
+            return result
+        result = function(event)
+        if hasattr(event, "raw_view"):
+            last = (event, result)
+        return result
+
+    answer.__name__ = function.__name__
+    answer.__doc__ = function.__doc__
+    return answer
+
+
 def event_names(values, setting, kind="event name"):
     """A frozenset of names from an override list, failing loudly on a bad entry."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
@@ -76,6 +100,19 @@ def positive_int(value, setting, maximum):
 
 def field(mapping, *path):
     """The value at path inside nested mappings, or None when any step is missing or no mapping."""
+    # Fast path: panther_core's PantherEvent offers the dict it wraps (raw_view). Where every key
+    # of path is in it as spelled and the value found is no dict or list, that value is what the
+    # event's own lookups return, without a case-insensitive copy built for each nested mapping.
+    value = getattr(mapping, "raw_view", None)
+    if value is not None:
+        value = value()
+        for key in path:
+            if type(value) is not dict or key not in value:
+                break
+            value = value[key]
+        else:
+            if type(value) is not dict and type(value) is not list:
+                return value
     value = mapping
     for key in path:
         if not isinstance(value, Mapping):
@@ -99,9 +136,9 @@ def _name_from_arn(value):
     return parts[-1] or value
 
 
-def _first_name(identity, paths):
+def _first_name(event, paths):
     for path in paths:
-        name = text(field(identity, *path))
+        name = text(field(event, "userIdentity", *path))
         if name is not None:
             return _name_from_arn(name) if path == ("arn",) else name
     return None
@@ -144,11 +181,11 @@ def error_kind(event):
     return "failed"
 
 
+@once_per_event
 def actor(event):
     """A short name for the caller: the role name for roles, principal and account when redacted."""
-    identity = field(event, "userIdentity")
     kind = identity_type(event)
-    name = _first_name(identity, ACTOR_NAME_PATHS.get(kind, DEFAULT_ACTOR_NAME_PATHS))
+    name = _first_name(event, ACTOR_NAME_PATHS.get(kind, DEFAULT_ACTOR_NAME_PATHS))
     template = ACTOR_FORMATS.get(kind, DEFAULT_ACTOR_FORMAT)
     return template.format(
         name=(name or UNKNOWN)[:MAX_NAME_CHARS],
@@ -174,6 +211,7 @@ def _arns(resources):
             yield arn
 
 
+@once_per_event
 def bucket_name(event):
     """requestParameters.bucketName, else the bucket of the first S3 ARN in resources, else None."""
     named = text(field(event, "requestParameters", "bucketName"))

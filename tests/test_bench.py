@@ -14,6 +14,8 @@ MIXES = [
     "S3 network activity, public sources",
 ]
 
+MATCHING_EVENTS = ["own account, assumed role, allowed", "other account, redacted, denied"]
+
 
 @pytest.mark.slow  # about 10 s: `pytest -m "not slow"` leaves it out
 def test_quick_benchmark_reports_every_measurement():
@@ -31,6 +33,9 @@ def test_quick_benchmark_reports_every_measurement():
         assert row["floor_us"] > 0
         assert row["rule_us"] > 0
         assert row["uncached_us"] > 0
+    assert [row["event"] for row in report["match_cost"]] == MATCHING_EVENTS
+    for row in report["match_cost"]:
+        assert 0 < row["constant_us"] < row["rule_us"]
     assert report["replay"]["records"] == report["replay"]["decoded_records"]
     assert report["replay"]["alerts"] == 9
     assert report["replay"]["max_rss_kib"] > 0

@@ -1,7 +1,11 @@
 """Alert context: plain JSON, finite, bounded, whatever the event holds."""
 
+import enum
 import json
 import math
+from collections import OrderedDict, UserList
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given, settings
@@ -161,3 +165,143 @@ def test_network_activity_context_stays_small_for_a_monstrous_event():
     event["requestParameters"] = {"bucketName": "b" * 1_000_000}
     size = len(encoded(ctx.network_activity_context(event)))
     assert size < 40 * 1024
+
+
+# --- the common case without the general path ----------------------------------------------------
+# A plain str whose JSON fits what is left is measured and kept in place; _copy_text (which cuts)
+# must not even be called for it. These pin that fast path, its exact edges and its bounds.
+
+ASSUMED_ROLE_IDENTITY = {
+    "type": "AssumedRole",
+    "principalId": "AROAIOSFODNN7EXAMPLE:etl-session",
+    "arn": "arn:aws:sts::123456789012:assumed-role/DataPipeline/etl-session",
+    "accountId": "123456789012",
+    "accessKeyId": "ASIAIOSFODNN7EXAMPLE",
+    "sessionContext": {
+        "sessionIssuer": {
+            "type": "Role",
+            "principalId": "AROAIOSFODNN7EXAMPLE",
+            "arn": "arn:aws:iam::123456789012:role/DataPipeline",
+            "accountId": "123456789012",
+            "userName": "DataPipeline",
+        },
+        "attributes": {"creationDate": "2026-11-20T06:10:46Z", "mfaAuthenticated": "false"},
+    },
+}
+
+
+@pytest.fixture
+def general_text_path_forbidden(monkeypatch):
+    def forbidden(value, left):
+        raise AssertionError(f"general path for {value!r} with {left} left")
+
+    monkeypatch.setattr(ctx, "_copy_text", forbidden)
+
+
+FITTING = [
+    ("identity", ASSUMED_ROLE_IDENTITY, ctx.IDENTITY_CHARS),
+    ("top-level-str", "GetObject", ctx.SCALAR_FIELD_CHARS),
+    # Exactly filling the budget: 100 - 2 (slot) - 3 ("k") = 95 = 93 characters and 2 quotes.
+    ("value-exactly-fits", {"k": "x" * 93}, 100),
+    ("key-exactly-fits", {"k" * 96: None}, 100),
+    ("item-exactly-fits", ["x" * 96], 100),
+    ("top-level-exactly-fits", "x" * 98, 100),
+    ("strs-in-lists-in-dicts", {"a": ["b", {"c": "d"}], "e": []}, 100),
+]
+
+
+@pytest.mark.usefixtures("general_text_path_forbidden")
+@pytest.mark.parametrize(("value", "budget"), [c[1:] for c in FITTING], ids=[c[0] for c in FITTING])
+def test_strings_that_fit_are_kept_without_the_general_path(value, budget):
+    assert ctx.json_safe(value, max_chars=budget) == value
+
+
+LONG = "x" * 500
+ONE_OVER = [
+    # One character more than FITTING's exact fits: cut, through the general path.
+    ("value", {"k": "x" * 94}, 100, {"k": "x" * (95 - 2 - len(ctx.TRUNCATED)) + ctx.TRUNCATED}),
+    ("key", {"k" * 97: None}, 100, {"k" * (98 - 2 - len(ctx.TRUNCATED)) + ctx.TRUNCATED: None}),
+    ("item", ["x" * 97], 100, ["x" * (98 - 2 - len(ctx.TRUNCATED)) + ctx.TRUNCATED]),
+    ("top-level", "x" * 99, 100, "x" * (98 - len(ctx.TRUNCATED)) + ctx.TRUNCATED),
+    # What a str kept in place is charged: the cut of the next one shows it.
+    ("charge-of-a-value", {"a": "ab", "b": LONG}, 100, {"a": "ab", "b": LONG[:70] + ctx.TRUNCATED}),
+    # Little budget left but the marker's room: the general path keeps a short str whole.
+    ("short-str-in-the-markers-room", ["x" * 10], 5, ["x" * 10]),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "budget", "expected"), [c[1:] for c in ONE_OVER], ids=[c[0] for c in ONE_OVER]
+)
+def test_strings_that_do_not_fit_go_the_general_way(value, budget, expected):
+    assert ctx.json_safe(value, max_chars=budget) == expected
+
+
+def test_a_huge_string_is_never_encoded_whole(monkeypatch):
+    lengths = []
+
+    def measured(text):
+        lengths.append(len(text))
+        return json.dumps(text)
+
+    monkeypatch.setattr(ctx, "_encode", measured)
+    huge = "x" * 100_000
+    ctx.json_safe(huge)
+    ctx.json_safe([huge])
+    ctx.json_safe({huge: huge})
+    assert lengths
+    assert max(lengths) <= ctx.SCALAR_FIELD_CHARS
+
+
+class RawViewOnly(Mapping):
+    """A read-only container like panther_core's whose lookups fail: only raw_view() reads it."""
+
+    def __init__(self, record):
+        self._record = record
+
+    def raw_view(self):
+        return self._record
+
+    def __getitem__(self, key):
+        raise AssertionError(f"read {key!r} through the wrapper")
+
+    def __iter__(self):
+        return iter(self._record)
+
+    def __len__(self):
+        return len(self._record)
+
+
+def test_a_panther_container_is_copied_from_the_dict_it_wraps():
+    assert ctx.json_safe(RawViewOnly({"a": [1, {"b": "c"}]})) == {"a": [1, {"b": "c"}]}
+
+
+def test_other_mappings_and_sequences_are_copied_through_their_own_interface():
+    assert ctx.json_safe(MappingProxyType({"a": (1, "b")})) == {"a": [1, "b"]}
+    copied = ctx.json_safe(MappingProxyType({"a": 1}))
+    assert type(copied) is dict
+
+
+class Name(enum.StrEnum):
+    GET = "GetObject"
+
+
+class Count(enum.IntEnum):
+    ONE = 1
+
+
+SUBCLASSES = [
+    ("str-subclass", [Name.GET, {Name.GET: Name.GET}], ["GetObject", {"GetObject": "GetObject"}]),
+    ("int-subclass", [Count.ONE], [1]),
+    ("dict-subclass", OrderedDict(a=1), {"a": 1}),
+    ("list-subclass", UserList([1, 2]), [1, 2]),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [c[1:] for c in SUBCLASSES], ids=[c[0] for c in SUBCLASSES]
+)
+def test_subclasses_of_plain_types_are_copied_as_their_base(value, expected):
+    copied = ctx.json_safe(value)
+    assert copied == expected
+    assert json.loads(encoded(copied)) == expected

@@ -1,6 +1,7 @@
 """Actor, caller, bucket and event-name extraction from every userIdentity and resource shape."""
 
 import json
+from collections.abc import Mapping
 
 import pytest
 from panther_core.enriched_event import PantherEvent
@@ -261,3 +262,100 @@ def test_event_names_fail_loudly_naming_the_entry(values, message):
     with pytest.raises(ValueError, match="S3_DATA_ACCESS_OPERATIONS") as error:
         fields.event_names(values, "S3_DATA_ACCESS_OPERATIONS")
     assert message in str(error.value)
+
+
+# --- reading a PantherEvent without its per-lookup copies -----------------------------------------
+
+
+class RawViewOnly(Mapping):
+    """A read-only event like PantherEvent whose lookups fail: only raw_view() reads it."""
+
+    def __init__(self, record):
+        self._record = record
+
+    def raw_view(self):
+        return self._record
+
+    def __getitem__(self, key):
+        raise AssertionError(f"read {key!r} through the wrapper")
+
+    def __iter__(self):
+        return iter(self._record)
+
+    def __len__(self):
+        return len(self._record)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [(("a", "b"), "x"), (("n",), 7), (("z",), None), (("a", "f"), 1.5)],
+)
+def test_field_reads_plain_values_of_a_panther_event_from_its_raw_view(path, expected):
+    event = RawViewOnly({"a": {"b": "x", "f": 1.5}, "n": 7, "z": None})
+    assert fields.field(event, *path) == expected
+
+
+PANTHER_LOOKUPS = [
+    # Case-insensitive, as PantherEvent reads keys, at the top and nested.
+    ("top-level-key-in-another-case", {"ErrorCode": "E"}, ("errorCode",), "E"),
+    ("nested-key-in-another-case", {"u": {"Type": "Root"}}, ("u", "type"), "Root"),
+    ("missing", {"a": 1}, ("b",), None),
+    ("missing-after-a-hit", {"b": "x"}, ("a", "b"), None),
+    ("no-mapping-midway", {"a": "s"}, ("a", "b"), None),
+    ("empty-path", {"a": 1}, (), {"a": 1}),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "path", "expected"),
+    [c[1:] for c in PANTHER_LOOKUPS],
+    ids=[c[0] for c in PANTHER_LOOKUPS],
+)
+def test_field_of_a_panther_event_answers_as_its_own_lookups(record, path, expected):
+    assert fields.field(PantherEvent(record), *path) == expected
+
+
+def test_field_hands_out_panther_containers_so_nested_lookups_stay_case_insensitive():
+    event = PantherEvent({"u": {"Type": "Root"}, "r": [{"Arn": "arn:aws:s3:::b"}]})
+    assert fields.field(event, "u").get("type") == "Root"
+    assert fields.field(event, "r")[0].get("arn") == "arn:aws:s3:::b"
+    assert fields.bucket_name(PantherEvent({"Resources": [{"Arn": "arn:aws:s3:::b/k"}]})) == "b"
+
+
+# --- once per event ---------------------------------------------------------------------------
+
+
+def test_a_panther_event_is_asked_once_for_its_actor_and_bucket():
+    event = PantherEvent(
+        {
+            "userIdentity": {"type": "AWSAccount", "principalId": "P", "accountId": OTHER},
+            "resources": [{"ARN": "arn:aws:s3:::bucket-a/key"}],
+        }
+    )
+    # Both answers are new strings each time they are computed, so `is` shows one computation.
+    assert fields.actor(event) is fields.actor(event)
+    assert fields.bucket_name(event) is fields.bucket_name(event)
+    assert fields.actor(event) == f"P in account {OTHER}"
+    assert fields.bucket_name(event) == "bucket-a"
+
+
+def test_the_next_event_gets_its_own_answers():
+    first = PantherEvent({"requestParameters": {"bucketName": "a"}})
+    second = PantherEvent({"requestParameters": {"bucketName": "b"}})
+    assert [fields.bucket_name(e) for e in (first, second, first)] == ["a", "b", "a"]
+
+
+def test_a_plain_dict_is_asked_afresh_since_it_may_change():
+    event = {"userIdentity": {"type": "IAMUser", "userName": "alice"}}
+    assert fields.actor(event) == "alice"
+    event["userIdentity"] = {"type": "IAMUser", "userName": "bob"}
+    assert fields.actor(event) == "bob"
+    event["requestParameters"] = {"bucketName": "a"}
+    assert fields.bucket_name(event) == "a"
+    event["requestParameters"] = {"bucketName": "b"}
+    assert fields.bucket_name(event) == "b"
+
+
+def test_remembered_helpers_keep_their_names():
+    assert (fields.actor.__name__, fields.bucket_name.__name__) == ("actor", "bucket_name")
+    assert fields.bucket_name.__doc__.startswith("requestParameters.bucketName")
