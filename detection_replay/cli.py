@@ -20,6 +20,7 @@ from detection_replay.engine import (
 )
 from detection_replay.framing import RECORD_BYTES
 from detection_replay.inputs import STDIN_NAME, Discovery, discover, file_identity
+from detection_replay.parallel import default_jobs
 from detection_replay.report import (
     build_document,
     problem_lines_for_stderr,
@@ -147,6 +148,16 @@ def build_parser():
         metavar="N",
         help=f"report the first N malformed records in full, count the rest (default: "
         f"{MALFORMED_EXAMPLES_KEPT})",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="processes that read, decode and match inputs (pass 1) at once; the report is the "
+        "same for every N (default: the cores this process may use, here "
+        f"{default_jobs()}; 1 keeps everything in one process)",
     )
     parser.add_argument(
         "--full-run",
@@ -437,7 +448,7 @@ def _replay(rule_set, inputs, args, discovery, started, *, s3=None):
     )
     started(replay)  # so that an interruption can report the totals so far
     try:
-        return replay.run(sources)
+        return replay.run(sources, jobs=args.jobs or default_jobs())
     finally:
         if progress:
             progress.close()

@@ -31,7 +31,7 @@ from detection_replay.inputs import (
     read_records,
 )
 from detection_replay.records import event_time_seconds, record_problem
-from detection_replay.rules import describe_exception
+from detection_replay.rules import describe_exception, reset_rule_counters
 
 MALFORMED_EXAMPLES_KEPT = 10
 # Matching events buffered between the passes; past this the replay stops (--max-matches).
@@ -107,19 +107,36 @@ class MatchBuffer:
         return len(self._entries)
 
     def add(self, seconds, sequence, rule_index, where, record):
-        if len(self._entries) >= self.limit:
-            raise MatchLimitExceeded(self.limit)
         try:
             body = orjson.dumps(record)
         except orjson.JSONEncodeError:  # e.g. an integer past 64 bits: keep the object
             digest, body = b"", record
         else:
             digest = hashlib.blake2b(body, digest_size=8).digest()
+        self.add_entry((seconds, digest, sequence, rule_index, where, body))
+
+    def add_entry(self, entry):
+        """(seconds, digest, sequence, rule index, where, body): body is the record as JSON
+        bytes, or the record itself when it cannot be written as JSON."""
+        seconds, digest, sequence, rule_index, where, body = entry
+        if len(self._entries) >= self.limit:
+            raise MatchLimitExceeded(self.limit)
+        if type(body) is bytes:
             if self._in_memory + len(body) > self._memory_bytes:
                 body = self._spilled(body)
             else:
                 self._in_memory += len(body)
         self._entries.append((seconds, digest, sequence, rule_index, where, body))
+
+    def encoded(self):
+        """Every entry as added, with its body as JSON bytes (read back from the spill file)."""
+        for *head, body in self._entries:
+            if type(body) is tuple:
+                offset, length = body
+                self._spill.seek(offset)
+                yield (*head, self._spill.read(length))
+            else:
+                yield (*head, body)
 
     def _spilled(self, body):
         if self._spill is None:
@@ -184,6 +201,13 @@ class Replay:
         max_matches=MATCHES_KEPT,
         max_alerts=ALERTS_KEPT,
     ):
+        self.rule_set = rule_set
+        self.options = {
+            "malformed_examples": malformed_examples,
+            "quick_miss": quick_miss,
+            "max_matches": max_matches,
+            "max_alerts": max_alerts,
+        }
         self.rules = rule_set.rules
         # Each replay starts from an empty key-value store, on the replayed events' clock.
         self.store = rule_set.store
@@ -206,16 +230,27 @@ class Replay:
         self.matches = MatchBuffer(limit=max_matches)
         self.finished = False
 
-    def run(self, sources):
+    def run(self, sources, jobs=1):
+        """Both passes over the sources; pass 1 in `jobs` processes (see parallel.py)."""
         started = time.perf_counter()
         try:
-            for source in sources:
-                self.replay_source(source)
+            if jobs > 1:
+                from detection_replay.parallel import first_pass  # noqa: PLC0415
+
+                first_pass(self, sources, jobs)
+            else:
+                for source in sources:
+                    self.replay_source(source)
             self.group_matches()
         finally:
             self.matches.close()
             self.totals.seconds += time.perf_counter() - started
         return self
+
+    def fresh(self):
+        """A replay with these rules and options and nothing counted: a worker's, per input."""
+        reset_rule_counters(self.rules)
+        return Replay(self.rule_set, **self.options)
 
     # --- pass 1 ---------------------------------------------------------------------------------
 

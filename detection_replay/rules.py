@@ -42,6 +42,13 @@ class RuleErrors:
             self.examples.append({"function": function, "error": message, "where": where})
 
 
+def reset_rule_counters(rules):
+    """Rules counting matches and errors from zero (a worker's copies, for each input)."""
+    for rule in rules:
+        rule.matched = 0
+        rule.errors = RuleErrors()
+
+
 class _SwallowedErrors(logging.Handler):
     """Collects the errors panther_core logs and replaces with defaults in batch mode.
 

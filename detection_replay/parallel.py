@@ -1,0 +1,137 @@
+"""Pass 1 on every core: inputs decoded and matched in worker processes, merged in input order.
+
+Whether an event matches is a pure function of the event (a rule's rule() reads the event, not
+the key-value store), so each input can be read, checked and matched in a process of its own.
+What a worker finds in one input (counts, malformed records, unreadable parts, rule errors and
+the matching records) comes back to the parent, which takes the inputs' findings in input
+order, exactly as one process would have found them. Everything that depends on order and
+state (the key-value store, titles, severities, grouping) stays in pass 2, in the parent.
+
+Workers are forked from the parent after it loaded the rules, so they start at once with the
+same rules, helpers and options. A rule whose rule() does read the store would match
+differently in parallel; when a worker sees a store call during pass 1, the parent discards
+the parallel results and replays pass 1 in one process, in order, and says so on stderr.
+"""
+
+import multiprocessing
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass
+
+from detection_replay.rules import ERROR_EXAMPLES_KEPT
+
+# The parent's replay and its inputs, inherited by the forked workers (never pickled).
+_replay = None
+_sources = None
+
+
+def default_jobs():
+    """The cores this process may run on (its affinity mask), as os.process_cpu_count() says."""
+    counter = getattr(os, "process_cpu_count", None)  # Python 3.13+
+    if counter is not None:
+        return counter() or 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity masks on this platform
+        return os.cpu_count() or 1
+
+
+@dataclass
+class InputFindings:
+    """What pass 1 found in one input, as plain data a worker sends back."""
+
+    records_read: int
+    evaluated: int
+    malformed: int
+    malformed_examples: list
+    unreadable: list
+    skipped_inputs: list
+    digest_files: int
+    sources_read: int
+    inputs_with_records: int
+    rule_matched: list
+    rule_errors: list
+    matches: list
+    store_calls: int
+
+
+def _findings_of(index):
+    """Pass 1 over one input, in a worker, with counters of its own."""
+    replay = _replay.fresh()
+    replay.replay_source(_sources[index])
+    return InputFindings(
+        records_read=replay.totals.records_read,
+        evaluated=replay.totals.evaluated,
+        malformed=replay.malformed.count,
+        malformed_examples=replay.malformed.examples,
+        unreadable=replay.unreadable,
+        skipped_inputs=replay.skipped_inputs,
+        digest_files=replay.digest_files,
+        sources_read=replay.sources_read,
+        inputs_with_records=replay.inputs_with_records,
+        rule_matched=[rule.matched for rule in replay.rules],
+        rule_errors=[(dict(rule.errors.counts), rule.errors.examples) for rule in replay.rules],
+        matches=list(replay.matches.encoded()),
+        store_calls=replay.store.calls,
+    )
+
+
+def first_pass(replay, sources, jobs):
+    """Pass 1 of `replay` over `sources` in `jobs` worker processes, merged in input order."""
+    global _replay, _sources  # noqa: PLW0603 (handed to the forked workers)
+    sources = list(sources)
+    if len(sources) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for source in sources:
+            replay.replay_source(source)
+        return
+    _replay, _sources = replay, sources
+    try:
+        found = []
+        context = multiprocessing.get_context("fork")
+        with context.Pool(min(jobs, len(sources))) as pool:
+            for source, findings in zip(
+                sources, pool.imap(_findings_of, range(len(sources))), strict=True
+            ):
+                found.append(findings)
+                if replay.progress:
+                    replay.progress.finish(source)
+    finally:
+        _replay = _sources = None
+    if any(findings.store_calls for findings in found):
+        print(
+            "detection-replay: a rule reads the key-value store in rule(), so whether it "
+            "matches depends on the order of events: pass 1 runs again in one process",
+            file=sys.stderr,
+        )
+        for source in sources:
+            replay.replay_source(source)
+        return
+    for findings in found:
+        merge(replay, findings)
+
+
+def merge(replay, findings):
+    """Add one input's findings to the replay, as if it had read the input itself."""
+    offset = replay.totals.records_read
+    replay.totals.records_read += findings.records_read
+    replay.totals.evaluated += findings.evaluated
+    replay.totals.matched += sum(findings.rule_matched)
+    malformed = replay.malformed
+    room = max(malformed.examples_kept - len(malformed.examples), 0)
+    malformed.examples.extend(findings.malformed_examples[:room])
+    malformed.count += findings.malformed
+    replay.unreadable.extend(findings.unreadable)
+    replay.skipped_inputs.extend(findings.skipped_inputs)
+    replay.digest_files += findings.digest_files
+    replay.sources_read += findings.sources_read
+    replay.inputs_with_records += findings.inputs_with_records
+    for rule, matched, (counts, examples) in zip(
+        replay.rules, findings.rule_matched, findings.rule_errors, strict=True
+    ):
+        rule.matched += matched
+        rule.errors.counts.update(Counter(counts))
+        room = max(ERROR_EXAMPLES_KEPT - len(rule.errors.examples), 0)
+        rule.errors.examples.extend(examples[:room])
+    for seconds, digest, sequence, *rest in findings.matches:
+        replay.matches.add_entry((seconds, digest, offset + sequence, *rest))

@@ -1,0 +1,98 @@
+"""--jobs N: pass 1 in N processes gives exactly the report one process gives."""
+
+import gzip
+import json
+import os
+
+import pytest
+from repo import REPO_ROOT
+from test_replay_support import (
+    external_get,
+    management,
+    mixed_records,
+    run_cli,
+    scratch_repository,
+    write_delivery_object,
+    write_jsonl,
+    write_lines,
+)
+
+from detection_replay.parallel import default_jobs
+
+SAMPLES = REPO_ROOT / "samples" / "cloudtrail"
+TIMING = ("seconds", "events_per_second")
+
+
+def report(capsys, *argv):
+    """(exit status, the JSON report without its timings, stderr) of an in-process run."""
+    status, out, err = run_cli(capsys, "--format", "json", "--no-progress", *argv)
+    document = json.loads(out)
+    for key in TIMING:
+        document.pop(key)
+    return status, document, err
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_the_sample_day_gives_the_same_report_on_every_core_count(capsys, jobs):
+    single = report(capsys, "--path", REPO_ROOT, "--jobs", "1")
+    parallel = report(capsys, "--path", REPO_ROOT, "--jobs", str(jobs))
+    assert parallel == single
+    assert single[1]["alert_count"] == 9
+
+
+def hostile_inputs(root):
+    """Good and bad inputs together: malformed records, an unreadable gzip, a digest file."""
+    root.mkdir()
+    write_delivery_object(root / "a.json.gz", mixed_records(), compress=True)
+    write_lines(root / "b.jsonl", [json.dumps(external_get(5)), "{not json", "[1, 2]", "{}"])
+    (root / "c.json.gz").write_bytes(gzip.compress(b'{"Records": []}')[:-9])  # truncated
+    write_jsonl(root / "d.jsonl", [management(7), external_get(61), external_get(-30)])
+    digest = root / "AWSLogs" / "123456789012" / "CloudTrail-Digest" / "us-east-1"
+    digest.mkdir(parents=True)
+    (digest / "digest.json.gz").write_bytes(gzip.compress(b"{}"))
+    write_jsonl(root / "e.jsonl", [external_get(n) for n in range(10, 40, 3)])
+    return root
+
+
+@pytest.mark.parametrize("jobs", [2, 4])
+def test_bad_inputs_are_reported_identically_whatever_the_jobs(capsys, tmp_path, jobs):
+    inputs = hostile_inputs(tmp_path / "logs")
+    argv = ["--path", REPO_ROOT, "--show-malformed", "2", str(inputs)]
+    single = report(capsys, "--jobs", "1", *argv)
+    parallel = report(capsys, "--jobs", str(jobs), *argv)
+    assert parallel[:2] == single[:2]
+    status, document, _ = single
+    assert status == 3  # the truncated gzip
+    assert document["malformed"] == 4  # "{not json", the two values of "[1, 2]", "{}"
+    assert len(document["malformed_examples"]) == 2
+    assert document["unreadable_inputs"] == 1
+
+
+STATEFUL_RULE = """
+from panther_detection_helpers.caching import increment_counter
+
+
+def rule(event):
+    # Every other GetObject of a caller matches: the decision depends on what came before.
+    if event.get("eventName") != "GetObject":
+        return False
+    return increment_counter(event.deep_get("userIdentity", "principalId")) % 2 == 0
+"""
+
+
+def test_a_rule_whose_rule_reads_the_store_is_replayed_in_order(capsys, tmp_path):
+    repository = scratch_repository(tmp_path, STATEFUL_RULE)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for n in range(4):
+        write_jsonl(logs / f"{n}.jsonl", [external_get(10 * n + m) for m in range(3)])
+    single = report(capsys, "--path", repository, "--jobs", "1", logs)
+    parallel = report(capsys, "--path", repository, "--jobs", "2", logs)
+    assert parallel[:2] == single[:2]
+    assert single[1]["matched"] == 6  # 12 reads by one caller: every other one
+    assert "pass 1 runs again in one process" in parallel[2]
+    assert "pass 1 runs again" not in single[2]
+
+
+def test_the_default_is_the_cores_this_process_may_use():
+    assert default_jobs() == len(os.sched_getaffinity(0))
