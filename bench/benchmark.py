@@ -230,9 +230,11 @@ class ReplayRun:
     max_rss_kib: int
 
 
-def run_replay(command, dataset):
-    """One replay in a child process: its JSON report, wall time, and that child's own max RSS."""
-    args = [*command, "--path", str(REPO_ROOT), "--format", "json", "--no-progress", str(dataset)]
+def run_replay(command, dataset, jobs=1):
+    """One replay in a child process: its JSON report, wall time, and that child's own max RSS
+    (one process unless `jobs` says otherwise)."""
+    args = [*command, "--path", str(REPO_ROOT), "--format", "json", "--no-progress"]
+    args += ["--jobs", str(jobs), str(dataset)]
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
         child = subprocess.Popen(args, stdout=stdout, stderr=stderr)
@@ -298,20 +300,47 @@ def generate(out, days):
     )
 
 
+# Processes for the scaling measurement: the build machine's cores.
+SCALING_JOBS = 2
+
+
 def scaled_replay(command, days):
     with tempfile.TemporaryDirectory(prefix="replay-bench-") as scratch:
         dataset = Path(scratch)
         generate(dataset, days)
         size = sum(path.stat().st_size for path in delivery_files(dataset))
+        _, floor = decode_floor(dataset, 2)
         run = run_replay(command, dataset)
+        parallel = run_replay(command, dataset, jobs=SCALING_JOBS)
     document = run.document
+    if parallel.document["alert_count"] != document["alert_count"]:
+        raise RuntimeError("--jobs changed the alerts")
     return {
         "days": days,
         "records": document["records_read"],
         "compressed_bytes": size,
         "replay_events_per_second": document["events_per_second"],
+        "floor_events_per_second": floor,
         "max_rss_kib": run.max_rss_kib,
+        "jobs": SCALING_JOBS,
+        "parallel_events_per_second": parallel.document["events_per_second"],
+        "parallel_wall_seconds": parallel.wall_seconds,
+        "wall_seconds": run.wall_seconds,
     }
+
+
+def scaling_lines(scaled):
+    speedup = scaled["parallel_events_per_second"] / scaled["replay_events_per_second"]
+    ratio = scaled["replay_events_per_second"] / scaled["floor_events_per_second"]
+    return [
+        "",
+        f"   over the {scaled['days']} days: one process {scaled['replay_events_per_second']:,.0f}"
+        f" events/s = {ratio:.2f}x the read + gunzip + orjson floor "
+        f"({scaled['floor_events_per_second']:,.0f}/s; target >= 0.7x)",
+        f"   --jobs {scaled['jobs']}: {scaled['parallel_events_per_second']:,.0f} events/s = "
+        f"{speedup:.2f}x one process (target >= 1.6x on 2 cores); wall "
+        f"{scaled['wall_seconds']:.1f} s -> {scaled['parallel_wall_seconds']:.1f} s",
+    ]
 
 
 # --- 4. hostile inputs: memory bounded by the record, not the input ----------------------------
@@ -690,6 +719,7 @@ def main(argv=None):
         result["scaled"] = scaled_replay(command, settings.scale_days)
         lines += throughput_lines(result["replay"])
         lines += memory_lines(result["replay"], result["scaled"])
+        lines += scaling_lines(result["scaled"])
         result["hostile"] = hostile_inputs(command, records, args.quick)
         lines += hostile_lines(result["hostile"])
     lines += match_cost_lines(result["match_cost"])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from detection_replay.rules import ERROR_EXAMPLES_KEPT
 
+BATCHES_PER_WORKER = 8
 # The parent's replay and its inputs, inherited by the forked workers (never pickled).
 _replay = None
 _sources = None
@@ -86,12 +87,15 @@ def first_pass(replay, sources, jobs):
             replay.replay_source(source)
         return
     _replay, _sources = replay, sources
+    # Inputs are handed out in batches (CloudTrail files are small: one at a time, the handing
+    # out costs more than the reading), several per worker so the last ones finish together.
+    chunk = max(1, len(sources) // (jobs * BATCHES_PER_WORKER))
     try:
         found = []
         context = multiprocessing.get_context("fork")
         with context.Pool(min(jobs, len(sources))) as pool:
             for source, findings in zip(
-                sources, pool.imap(_findings_of, range(len(sources))), strict=True
+                sources, pool.imap(_findings_of, range(len(sources)), chunksize=chunk), strict=True
             ):
                 found.append(findings)
                 if replay.progress:

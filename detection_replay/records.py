@@ -55,6 +55,19 @@ def event_time_seconds(text):
 
 
 def _parse_event_time(text):
+    if (
+        len(text) == 20
+        and text[19] == "Z"
+        and text[10] == "T"
+        and text[4] == text[7] == "-"
+        and text[13] == text[16] == ":"
+        and text.isascii()
+    ):
+        # CloudTrail's own form, YYYY-MM-DDTHH:MM:SSZ: the C parser checks the calendar.
+        try:
+            return datetime.fromisoformat(text).timestamp()
+        except ValueError:
+            return None
     try:
         raw = text.encode("ascii")
     except UnicodeEncodeError:
