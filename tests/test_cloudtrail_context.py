@@ -4,13 +4,13 @@ import enum
 import json
 import math
 from collections import OrderedDict, UserList
-from collections.abc import Mapping
 from types import MappingProxyType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from panther_core.enriched_event import PantherEvent
+from raw_view import RawViewOnly
 
 import cloudtrail_context as ctx
 
@@ -251,25 +251,6 @@ def test_a_huge_string_is_never_encoded_whole(monkeypatch):
     ctx.json_safe({huge: huge})
     assert lengths
     assert max(lengths) <= ctx.SCALAR_FIELD_CHARS
-
-
-class RawViewOnly(Mapping):
-    """A read-only container like panther_core's whose lookups fail: only raw_view() reads it."""
-
-    def __init__(self, record):
-        self._record = record
-
-    def raw_view(self):
-        return self._record
-
-    def __getitem__(self, key):
-        raise AssertionError(f"read {key!r} through the wrapper")
-
-    def __iter__(self):
-        return iter(self._record)
-
-    def __len__(self):
-        return len(self._record)
 
 
 def test_a_panther_container_is_copied_from_the_dict_it_wraps():

@@ -1,10 +1,10 @@
 """Actor, caller, bucket and event-name extraction from every userIdentity and resource shape."""
 
 import json
-from collections.abc import Mapping
 
 import pytest
 from panther_core.enriched_event import PantherEvent
+from raw_view import RawViewOnly
 
 import cloudtrail_fields as fields
 
@@ -265,25 +265,6 @@ def test_event_names_fail_loudly_naming_the_entry(values, message):
 
 
 # --- reading a PantherEvent without its per-lookup copies -----------------------------------------
-
-
-class RawViewOnly(Mapping):
-    """A read-only event like PantherEvent whose lookups fail: only raw_view() reads it."""
-
-    def __init__(self, record):
-        self._record = record
-
-    def raw_view(self):
-        return self._record
-
-    def __getitem__(self, key):
-        raise AssertionError(f"read {key!r} through the wrapper")
-
-    def __iter__(self):
-        return iter(self._record)
-
-    def __len__(self):
-        return len(self._record)
 
 
 @pytest.mark.parametrize(
