@@ -57,7 +57,7 @@ def test_a_failed_run_leaves_an_earlier_report_intact(
         expected = cli.EXIT_RULES_UNLOADABLE
     else:
 
-        def interrupted(self, sources):
+        def interrupted(self, sources, jobs=1):
             self.totals.records_read = 7
             raise KeyboardInterrupt
 
