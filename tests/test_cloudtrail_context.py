@@ -227,6 +227,7 @@ ONE_OVER = [
     ("charge-of-a-value", {"a": "ab", "b": LONG}, 100, {"a": "ab", "b": LONG[:70] + ctx.TRUNCATED}),
     # Little budget left but the marker's room: the general path keeps a short str whole.
     ("short-str-in-the-markers-room", ["x" * 10], 5, ["x" * 10]),
+    ("str-exactly-the-markers-room", ["x" * len(ctx.TRUNCATED)], 5, ["x" * len(ctx.TRUNCATED)]),
 ]
 
 

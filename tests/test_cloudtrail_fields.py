@@ -326,6 +326,13 @@ def test_the_next_event_gets_its_own_answers():
     assert [fields.bucket_name(e) for e in (first, second, first)] == ["a", "b", "a"]
 
 
+def test_an_equal_plain_dict_gets_no_answer_meant_for_a_panther_event():
+    # Equal as mappings, but only PantherEvent reads "UserIdentity" as userIdentity.
+    record = {"UserIdentity": {"type": "IAMUser", "userName": "alice"}}
+    assert fields.actor(PantherEvent(record)) == "alice"
+    assert fields.actor(record) == fields.UNKNOWN
+
+
 def test_a_plain_dict_is_asked_afresh_since_it_may_change():
     event = {"userIdentity": {"type": "IAMUser", "userName": "alice"}}
     assert fields.actor(event) == "alice"
