@@ -156,8 +156,8 @@ def build_parser():
         default=None,
         metavar="N",
         help="processes that read, decode and match inputs (pass 1) at once; the report is the "
-        "same for every N (default: the cores this process may use, here "
-        f"{default_jobs()}; 1 keeps everything in one process)",
+        f"same for every N (default: 1, one process; this machine has {default_jobs()} cores "
+        "for this process)",
     )
     parser.add_argument(
         "--full-run",
@@ -448,7 +448,7 @@ def _replay(rule_set, inputs, args, discovery, started, *, s3=None):
     )
     started(replay)  # so that an interruption can report the totals so far
     try:
-        return replay.run(sources, jobs=args.jobs or default_jobs())
+        return replay.run(sources, jobs=args.jobs or 1)
     finally:
         if progress:
             progress.close()
