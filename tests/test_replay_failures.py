@@ -193,6 +193,14 @@ def test_closed_and_full_outputs_end_with_one_line_and_their_status(
         assert len(err.strip().splitlines()) <= 2  # the cause (and the run's own notes)
 
 
+# A shell that starts a run in the background (as CI may) makes it ignore SIGINT, and Python
+# then never turns Ctrl-C into KeyboardInterrupt: give the replay Ctrl-C as a terminal would.
+AS_FROM_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'detection-replay'; runpy.run_module('detection_replay', run_name='__main__')"
+)
+
+
 @pytest.mark.parametrize(
     ("sent", "status", "said"),
     [
@@ -206,7 +214,7 @@ def test_a_signal_ends_the_run_with_its_status_totals_and_no_temporary_files(
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     child = subprocess.Popen(
-        [sys.executable, "-m", "detection_replay", "--path", str(REPO_ROOT), "--no-progress", "-"],
+        [sys.executable, "-c", AS_FROM_A_TERMINAL, "--path", str(REPO_ROOT), "--no-progress", "-"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
