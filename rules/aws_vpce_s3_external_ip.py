@@ -157,31 +157,25 @@ class Findings:
 
     def __init__(self, event):
         self.outcome = outcome(event)
+        self.succeeded = self.outcome in SUCCESSFUL_OUTCOMES
+        # Who, from where: the dedup string's parts, and the counter's key with the outcome.
+        self.caller = [caller_account(event) or UNKNOWN, principal(event) or UNKNOWN]
+        self.address = source_address(event)
         self.profile = source_ip_profile(event, TRUSTED_TABLES)
-        self.window = (
-            NOT_COUNTED
-            if not rule(event)
-            else count_in_window(
-                increment_counter,
-                COUNTER_PREFIX,
-                [
-                    caller_account(event) or UNKNOWN,
-                    principal(event) or UNKNOWN,
-                    source_address(event),
-                    "ok" if self.outcome in SUCCESSFUL_OUTCOMES else "refused",
-                ],
-                event,
-                BULK_WINDOW_MINUTES * 60,
-            )
-        )
+        self.window = self._count(event) if rule(event) else NOT_COUNTED
         self.bulk = self.window.count is not None and self.window.count >= BULK_THRESHOLD
         self.severity = self._severity()
+
+    def _count(self, event):
+        parts = [*self.caller, self.address, "ok" if self.succeeded else "refused"]
+        window_seconds = BULK_WINDOW_MINUTES * 60
+        return count_in_window(increment_counter, COUNTER_PREFIX, parts, event, window_seconds)
 
     def _severity(self):
         table = BULK_SEVERITY_BY_OUTCOME if self.bulk else SEVERITY_BY_OUTCOME
         severity = table[self.outcome]
         anonymised = self.profile is not None and self.profile["anonymising"]
-        if anonymised and self.outcome in SUCCESSFUL_OUTCOMES:
+        if anonymised and self.succeeded:
             severity = max(severity, ANONYMISED_FLOOR, key=SEVERITY_RANK.__getitem__)
         return severity
 
@@ -223,7 +217,7 @@ def title(event):
     if found.outcome == "failed" and isinstance(code, str):
         operation += f" ({_short(code)})"
     owner = owner_label(found.profile)
-    where = f"{source_address(event)} ({owner})" if owner else source_address(event)
+    where = f"{found.address} ({owner})" if owner else found.address
     bulk = (
         f"Bulk access ({found.window.count} operations in {BULK_WINDOW_MINUTES} min so far): "
         if found.bulk
@@ -238,8 +232,8 @@ def title(event):
 def dedup(event):
     # One alert per caller, outside address and severity: later objects and operations join it,
     # while an escalation opens (and pages) an alert of its own instead of joining a quieter one.
-    caller = f"{caller_account(event) or UNKNOWN}:{principal(event) or UNKNOWN}"
-    return f"{caller}:{source_address(event)}:{findings(event).severity}"[:PANTHER_FIELD_LIMIT]
+    found = findings(event)
+    return ":".join([*found.caller, found.address, found.severity])[:PANTHER_FIELD_LIMIT]
 
 
 def severity(event):
