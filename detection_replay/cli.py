@@ -156,8 +156,7 @@ def build_parser():
         default=None,
         metavar="N",
         help="processes that read, decode and match inputs (pass 1) at once; the report is the "
-        f"same for every N (default: 1, one process; this machine has {default_jobs()} cores "
-        "for this process)",
+        f"same for every N (default: the cores this process may use, here {default_jobs()})",
     )
     parser.add_argument(
         "--full-run",
@@ -214,6 +213,8 @@ class Progress:
     """A tqdm bar on stderr counting the input bytes (compressed, as on disk) replayed."""
 
     def __init__(self, total_bytes):
+        # tqdm's monitor thread would make the process unsafe to fork workers from (parallel.py).
+        tqdm.monitor_interval = 0
         self.bar = tqdm(
             total=total_bytes or None,
             unit="B",
@@ -448,7 +449,7 @@ def _replay(rule_set, inputs, args, discovery, started, *, s3=None):
     )
     started(replay)  # so that an interruption can report the totals so far
     try:
-        return replay.run(sources, jobs=args.jobs or 1)
+        return replay.run(sources, jobs=args.jobs or default_jobs())
     finally:
         if progress:
             progress.close()

@@ -11,12 +11,17 @@ deletes expired items lazily, within about two days), and an expired counter res
 increment (as panther_detection_helpers documents it).
 """
 
+import importlib
+import importlib.util
 import json
+import sys
+import types
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-CACHING_MODULE = "panther_detection_helpers.caching"
+CACHING_PACKAGE = "panther_detection_helpers"
+CACHING_MODULE = f"{CACHING_PACKAGE}.caching"
 DEFAULT_TTL_SECONDS = 90 * 24 * 60 * 60  # the helpers' default: 90 days
 RELATIVE_TTL_LIMIT = 1_000_000_000  # smaller epoch_seconds mean "that many seconds from now"
 
@@ -191,16 +196,57 @@ class KeyValueStore:
     def installed(self):
         """panther_detection_helpers.caching answering from this store, within the block.
 
-        Rules bind the functions when they are imported, so load them inside the block.
+        Rules bind the functions when they are imported, so load them inside the block. Where
+        the real module is already imported (tests), its functions are swapped for the block.
+        Otherwise (a replay) a stand-in module takes its place: importing the real one costs
+        half a second for boto3 and datadog, clients a replay must not use.
         """
-        import importlib  # noqa: PLC0415
+        caching = sys.modules.get(CACHING_MODULE)
+        with self._swapped(caching) if caching is not None else self._standing_in():
+            yield self
 
-        caching = importlib.import_module(CACHING_MODULE)
+    @contextmanager
+    def _swapped(self, caching):
         originals = {name: getattr(caching, name) for name in self.FUNCTIONS}
         try:
             for name in self.FUNCTIONS:
                 setattr(caching, name, getattr(self, name))
-            yield self
+            yield
         finally:
             for name, function in originals.items():
                 setattr(caching, name, function)
+
+    @contextmanager
+    def _standing_in(self):
+        package = importlib.import_module(CACHING_PACKAGE)
+        stand_in = CachingStandIn(CACHING_MODULE, importlib.util.find_spec(CACHING_MODULE))
+        for name in self.FUNCTIONS:
+            setattr(stand_in, name, getattr(self, name))
+        sys.modules[CACHING_MODULE] = stand_in
+        package.caching = stand_in
+        try:
+            yield
+        finally:
+            if sys.modules.get(CACHING_MODULE) is stand_in:
+                del sys.modules[CACHING_MODULE]
+            if getattr(package, "caching", None) is stand_in:
+                del package.caching
+
+
+class CachingStandIn(types.ModuleType):
+    """panther_detection_helpers.caching with the store's functions. Other names (constants,
+    private helpers) are read from a private copy of the real module, loaded on first use."""
+
+    def __init__(self, name, spec):
+        super().__init__(name, __doc__)
+        self.__spec__ = spec
+        self._real = None
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._real is None:
+            real = importlib.util.module_from_spec(self.__spec__)
+            self.__spec__.loader.exec_module(real)
+            self._real = real
+        return getattr(self._real, name)

@@ -8,14 +8,21 @@ order, exactly as one process would have found them. Everything that depends on 
 state (the key-value store, titles, severities, grouping) stays in pass 2, in the parent.
 
 Workers are forked from the parent after it loaded the rules, so they start at once with the
-same rules, helpers and options. A rule whose rule() does read the store would match
-differently in parallel; when a worker sees a store call during pass 1, the parent discards
-the parallel results and replays pass 1 in one process, in order, and says so on stderr.
+same rules, helpers and options. A fork copies only the forking thread: a lock another thread
+held at that moment stays held in the child for good, and the child can hang on it. So pass 1
+forks only from a process running one thread (the command is one); a host running others (a
+test suite with a server thread, an application) gets pass 1 in its own process, and is told.
+
+A rule whose rule() does read the store would match differently in parallel; when a worker
+sees a store call during pass 1, the parent discards the parallel results and replays pass 1
+in one process, in order, and says so on stderr.
 """
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass
 
@@ -38,6 +45,16 @@ def default_jobs():
         return os.cpu_count() or 1
 
 
+def fork_hazard():
+    """Why forking workers now is unsafe or impossible, or None."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "this platform cannot fork"
+    others = threading.active_count() - 1
+    if others:
+        return f"{others} other thread(s) run in this process and a forked worker could hang"
+    return None
+
+
 @dataclass
 class InputFindings:
     """What pass 1 found in one input, as plain data a worker sends back."""
@@ -55,6 +72,14 @@ class InputFindings:
     rule_errors: list
     matches: list
     store_calls: int
+
+
+def worker_signals():
+    """A worker's signal handling: the parent's SIGTERM handler (inherited by the fork) would
+    print a traceback when the pool ends its workers, and Ctrl-C, which reaches the whole
+    process group, is the parent's to handle (it ends the workers)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _findings_of(index):
@@ -82,7 +107,10 @@ def first_pass(replay, sources, jobs):
     """Pass 1 of `replay` over `sources` in `jobs` worker processes, merged in input order."""
     global _replay, _sources  # noqa: PLW0603 (handed to the forked workers)
     sources = list(sources)
-    if len(sources) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    unsafe = fork_hazard()
+    if len(sources) < 2 or unsafe:
+        if unsafe and len(sources) >= 2:
+            print(f"detection-replay: {unsafe}, so pass 1 runs in one process", file=sys.stderr)
         for source in sources:
             replay.replay_source(source)
         return
@@ -93,7 +121,7 @@ def first_pass(replay, sources, jobs):
     try:
         found = []
         context = multiprocessing.get_context("fork")
-        with context.Pool(min(jobs, len(sources))) as pool:
+        with context.Pool(min(jobs, len(sources)), initializer=worker_signals) as pool:
             for source, findings in zip(
                 sources, pool.imap(_findings_of, range(len(sources)), chunksize=chunk), strict=True
             ):

@@ -10,13 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from panther_analysis_tool.analysis_utils import classify_analysis, load_analysis_specs
-from panther_analysis_tool.main import setup_data_models
 from panther_core.rule import TYPE_RULE, Rule
 
+from detection_replay.deferred_imports import import_deferring
 from detection_replay.kv_store import KeyValueStore
 from detection_replay.records import LOG_TYPE
 
+# What panther_analysis_tool's loader imports for its API clients and version check, never for
+# reading a repository (see deferred_imports).
+LOADER_MODULE = "panther_analysis_tool.analysis_utils"
+UNUSED_BY_LOADER = frozenset(
+    {"aiohttp", "boto3", "botocore", "dateutil", "gql", "graphql", "requests", "s3transfer"}
+)
 DEFAULT_DEDUP_PERIOD_MINUTES = 60
 MINIMUM_DEDUP_PERIOD_MINUTES = 5
 SEVERITY_RANK = {"INFO": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
@@ -189,8 +194,9 @@ def load_analysis_items(repository):
         for name in ANALYSIS_DIRECTORIES
         if Path(repository, name).is_dir()
     ]
-    raw_specs = list(load_analysis_specs(directories, []))
-    return classify_analysis(
+    loader = import_deferring(LOADER_MODULE, UNUSED_BY_LOADER)
+    raw_specs = list(loader.load_analysis_specs(directories, []))
+    return loader.classify_analysis(
         raw_specs, ignore_table_names=False, valid_table_names=[], ignore_extra_keys=False
     )
 
@@ -206,9 +212,7 @@ def load_rules(repository):
         raise RuleRepositoryError(f"invalid analysis items: {problems}")
     store = KeyValueStore()
     with store.installed(), global_helpers_importable(specs.globals):
-        models, invalid_models = setup_data_models(specs.data_models)
-        if invalid_models:
-            raise RuleRepositoryError(f"invalid data models: {invalid_models}")
+        models = data_models(specs.data_models)
         rules, skipped = [], []
         for item in specs.detections:
             spec = item.analysis_spec
@@ -219,6 +223,18 @@ def load_rules(repository):
         if not rules:
             raise RuleRepositoryError(f"no enabled {LOG_TYPE} rule in {repository}")
         yield RuleSet(rules, models.get(LOG_TYPE), skipped, store)
+
+
+def data_models(items):
+    """The repository's data models by log type, as panther_analysis_tool sets them up."""
+    if not items:
+        return {}  # the tool's CLI module, which sets them up, is a second of imports
+    from panther_analysis_tool.main import setup_data_models  # noqa: PLC0415
+
+    models, invalid = setup_data_models(items)
+    if invalid:
+        raise RuleRepositoryError(f"invalid data models: {invalid}")
+    return models
 
 
 @contextmanager

@@ -18,6 +18,7 @@ boto3 costs about half a second to import, so it is imported only when an s3:// 
 """
 
 import argparse
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -178,7 +179,8 @@ class S3Reader:
                 read_timeout=READ_TIMEOUT_SECONDS,
                 user_agent_extra="detection-replay",
             )
-            self.client = session.client("s3", config=config)
+            self._session, self._config = session, config
+            self._client, self._client_pid = session.client("s3", config=config), os.getpid()
         except (BotoCoreError, ValueError) as error:  # unknown profile, invalid region, ...
             raise S3SetupError(f"cannot use S3: {error}") from None
         if credentials is None:
@@ -186,6 +188,15 @@ class S3Reader:
                 "cannot use S3: no AWS credentials found (environment, --profile/AWS_PROFILE, "
                 "shared config and credentials files, SSO, container or instance role)"
             )
+
+    @property
+    def client(self):
+        """This process's client: a forked worker must not share the parent's open connections
+        (two processes reading one socket get each other's responses)."""
+        if self._client_pid != os.getpid():
+            self._client = self._session.client("s3", config=self._config)
+            self._client_pid = os.getpid()
+        return self._client
 
     def check_buckets(self, urls):
         """Fail fast on a bucket that does not exist, or on S3 out of reach (one call each).

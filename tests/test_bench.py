@@ -39,6 +39,7 @@ def test_quick_benchmark_reports_every_measurement():
     assert report["replay"]["records"] == report["replay"]["decoded_records"]
     assert report["replay"]["alerts"] == 9
     assert report["replay"]["max_rss_kib"] > 0
+    assert report["replay"]["startup_seconds"] > 0
     # Two days of traffic: twice the sample's noise, the incidents only once.
     assert report["scaled"]["records"] > 1.85 * report["replay"]["records"]
     assert report["scaled"]["max_rss_kib"] > 0

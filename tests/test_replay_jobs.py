@@ -3,6 +3,8 @@
 import gzip
 import json
 import os
+import signal
+import threading
 
 import pytest
 from repo import REPO_ROOT
@@ -17,10 +19,17 @@ from test_replay_support import (
     write_lines,
 )
 
-from detection_replay.parallel import default_jobs
+from detection_replay.parallel import default_jobs, worker_signals
 
 SAMPLES = REPO_ROOT / "samples" / "cloudtrail"
 TIMING = ("seconds", "events_per_second")
+
+
+@pytest.fixture(autouse=True)
+def _no_other_thread():
+    """Workers fork only from a one-thread process: a thread another test left running would
+    turn every comparison below into one process against itself."""
+    assert threading.enumerate() == [threading.main_thread()]
 
 
 def report(capsys, *argv):
@@ -96,3 +105,30 @@ def test_a_rule_whose_rule_reads_the_store_is_replayed_in_order(capsys, tmp_path
 
 def test_the_default_is_the_cores_this_process_may_use():
     assert default_jobs() == len(os.sched_getaffinity(0))
+
+
+def test_with_another_thread_running_pass_1_stays_in_this_process_and_says_so(capsys):
+    single = report(capsys, "--path", REPO_ROOT, "--jobs", "1")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="host-thread")
+    other.start()
+    try:
+        guarded = report(capsys, "--path", REPO_ROOT, "--jobs", "2")
+    finally:
+        stop.set()
+        other.join()
+    assert guarded[:2] == single[:2]
+    assert "1 other thread(s) run in this process" in guarded[2]
+    assert "pass 1 runs in one process" in guarded[2]
+
+
+def test_workers_die_quietly_on_sigterm_and_leave_ctrl_c_to_the_parent():
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, lambda *_: None)  # as the command's own handler
+    try:
+        worker_signals()
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)

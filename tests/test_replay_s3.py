@@ -87,6 +87,14 @@ def endpoint(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def one_process(monkeypatch):
+    """The server's thread runs in this process, so in-process replays here default to one
+    process (forking would be refused anyway, with a note on stderr). Workers reading S3 are
+    tested from a child process below."""
+    monkeypatch.setattr(cli, "default_jobs", lambda: 1)
+
+
+@pytest.fixture(autouse=True)
 def loopback_only(monkeypatch):
     """Fail the test on any name lookup or connection that is not to a loopback address."""
     attempts = []
@@ -200,6 +208,33 @@ def test_s3_and_the_local_directory_give_identical_reports(capsys, sample_bucket
     if argv[0].endswith("/"):  # the inputs really came from S3
         first = remote["rules"][0]["alerts"][0]["first_event_at"]
         assert first.startswith(f"s3://{sample_bucket}/AWSLogs/123456789012/CloudTrail/")
+
+
+def test_workers_forked_after_the_listing_read_s3_as_one_process_does(capsys, sample_bucket):
+    """The command (one thread) lists the bucket, then forks workers that read the objects."""
+    _, local, _ = replay_json(capsys, SAMPLES)
+    command = [sys.executable, "-m", "detection_replay", "--path", REPO_ROOT, "--jobs", "3"]
+    completed = subprocess.run(
+        [*command, "--format", "json", "--no-progress", f"s3://{sample_bucket}"],
+        capture_output=True,
+        check=False,
+        timeout=300,
+    )
+    assert completed.returncode == cli.EXIT_OK, completed.stderr
+    assert completed.stderr == b""  # in particular, no "pass 1 runs in one process"
+    assert comparable(json.loads(completed.stdout)) == comparable(local)
+
+
+def test_each_process_gets_a_client_of_its_own(endpoint, monkeypatch):
+    """A forked worker must not use the parent's pooled connections: S3 keeps them alive, and
+    two processes on one socket would read each other's responses."""
+    reader = S3Reader()
+    parents = reader.client
+    assert reader.client is parents
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # as in a forked child
+    workers = reader.client
+    assert workers is not parents
+    assert reader.client is workers
 
 
 def test_the_progress_bar_counts_the_listed_object_sizes(capsys, monkeypatch, s3):
