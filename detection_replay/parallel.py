@@ -18,6 +18,7 @@ sees a store call during pass 1, the parent discards the parallel results and re
 in one process, in order, and says so on stderr.
 """
 
+import itertools
 import multiprocessing
 import os
 import signal
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from detection_replay.rules import ERROR_EXAMPLES_KEPT
 
 BATCHES_PER_WORKER = 8
+BATCH_INPUTS = 256
 # The parent's replay and its inputs, inherited by the forked workers (never pickled).
 _replay = None
 _sources = None
@@ -57,7 +59,7 @@ def fork_hazard():
 
 @dataclass
 class InputFindings:
-    """What pass 1 found in one input, as plain data a worker sends back."""
+    """What pass 1 found in a batch of inputs, as plain data a worker sends back."""
 
     records_read: int
     evaluated: int
@@ -82,10 +84,12 @@ def worker_signals():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _findings_of(index):
-    """Pass 1 over one input, in a worker, with counters of its own."""
+def _findings_of(batch):
+    """Pass 1 over a run of consecutive inputs, in a worker, with counters of its own."""
+    start, stop = batch
     replay = _replay.fresh()
-    replay.replay_source(_sources[index])
+    for source in _sources[start:stop]:
+        replay.replay_source(source)
     return InputFindings(
         records_read=replay.totals.records_read,
         evaluated=replay.totals.evaluated,
@@ -103,6 +107,14 @@ def _findings_of(index):
     )
 
 
+def batches(count, jobs):
+    """(start, stop) runs of consecutive inputs: BATCHES_PER_WORKER per worker, or more so that
+    none holds over BATCH_INPUTS (the progress bar moves when a batch is done)."""
+    runs = min(count, max(jobs * BATCHES_PER_WORKER, -(-count // BATCH_INPUTS)))
+    bounds = [index * count // runs for index in range(runs + 1)]
+    return list(itertools.pairwise(bounds))
+
+
 def first_pass(replay, sources, jobs):
     """Pass 1 of `replay` over `sources` in `jobs` worker processes, merged in input order."""
     global _replay, _sources  # noqa: PLW0603 (handed to the forked workers)
@@ -115,19 +127,20 @@ def first_pass(replay, sources, jobs):
             replay.replay_source(source)
         return
     _replay, _sources = replay, sources
-    # Inputs are handed out in batches (CloudTrail files are small: one at a time, the handing
-    # out costs more than the reading), several per worker so the last ones finish together.
-    chunk = max(1, len(sources) // (jobs * BATCHES_PER_WORKER))
+    # A worker reads a run of consecutive inputs and sends back what it found in all of them:
+    # that is what one process reading them in order finds, and it costs one message per
+    # batch rather than per input (CloudTrail files are small). Several batches per worker let
+    # the workers finish together.
+    runs = batches(len(sources), jobs)
     try:
         found = []
         context = multiprocessing.get_context("fork")
-        with context.Pool(min(jobs, len(sources)), initializer=worker_signals) as pool:
-            for source, findings in zip(
-                sources, pool.imap(_findings_of, range(len(sources)), chunksize=chunk), strict=True
-            ):
+        with context.Pool(min(jobs, len(runs)), initializer=worker_signals) as pool:
+            for (start, stop), findings in zip(runs, pool.imap(_findings_of, runs), strict=True):
                 found.append(findings)
                 if replay.progress:
-                    replay.progress.finish(source)
+                    for source in sources[start:stop]:
+                        replay.progress.finish(source)
     finally:
         _replay = _sources = None
     if any(findings.store_calls for findings in found):
@@ -144,7 +157,7 @@ def first_pass(replay, sources, jobs):
 
 
 def merge(replay, findings):
-    """Add one input's findings to the replay, as if it had read the input itself."""
+    """Add a batch's findings to the replay, as if it had read the inputs itself."""
     offset = replay.totals.records_read
     replay.totals.records_read += findings.records_read
     replay.totals.evaluated += findings.evaluated

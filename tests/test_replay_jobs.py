@@ -1,6 +1,7 @@
 """--jobs N: pass 1 in N processes gives exactly the report one process gives."""
 
 import gzip
+import itertools
 import json
 import os
 import signal
@@ -19,7 +20,13 @@ from test_replay_support import (
     write_lines,
 )
 
-from detection_replay.parallel import default_jobs, worker_signals
+from detection_replay.parallel import (
+    BATCH_INPUTS,
+    BATCHES_PER_WORKER,
+    batches,
+    default_jobs,
+    worker_signals,
+)
 
 SAMPLES = REPO_ROOT / "samples" / "cloudtrail"
 TIMING = ("seconds", "events_per_second")
@@ -132,3 +139,16 @@ def test_workers_die_quietly_on_sigterm_and_leave_ctrl_c_to_the_parent():
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "jobs"),
+    [(2, 2), (3, 8), (17, 2), (3_324, 2), (3_324, 64), (100_000, 2), (100_001, 3)],
+)
+def test_batches_cover_every_input_once_in_order_and_stay_small(inputs, jobs):
+    runs = batches(inputs, jobs)
+    assert runs[0][0] == 0
+    assert runs[-1][1] == inputs
+    assert all(stop == start for (_, stop), (start, _) in itertools.pairwise(runs))
+    assert all(0 < stop - start <= BATCH_INPUTS for start, stop in runs)
+    assert len(runs) >= min(inputs, jobs * BATCHES_PER_WORKER)
