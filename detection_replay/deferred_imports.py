@@ -51,6 +51,10 @@ class Deferred:
         return self._resolve()(*args, **kwargs)
 
     def __getattr__(self, name):
+        # Python's own probes (typing's __origin__, inspect's __wrapped__, ...) while the
+        # module is still being imported are not uses: they must not undo the deferral.
+        if name.startswith("__") and _deferring_now(self._module):
+            raise AttributeError(name)
         return getattr(self._resolve(), name)
 
     def __getitem__(self, item):
@@ -75,6 +79,10 @@ class Deferred:
         return f"<deferred {self._module}.{self._name}>"
 
 
+def _deferring_now(module_name):
+    return type(sys.modules.get(module_name)) is Placeholder
+
+
 def _attribute(module, module_name, name):
     try:
         return getattr(module, name)
@@ -89,7 +97,7 @@ class Placeholder(types.ModuleType):
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        if sys.modules.get(self.__name__) is self:
+        if sys.modules.get(self.__name__) is self:  # still deferring
             return Deferred(self.__name__, name)
         return _attribute(_real(self.__name__), self.__name__, name)
 

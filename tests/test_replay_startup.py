@@ -115,7 +115,15 @@ def packages(tmp_path, monkeypatch):
         textwrap.dedent(
             """
             import heavy.sub
+            from typing import Optional
+
             from heavy import Client, make
+
+            # Python's probes at import time (typing, inspect) are not uses.
+            PROBED = getattr(Client, "__wrapped__", None)
+
+            def annotated(client: Optional[Client]) -> None:
+                pass
 
             def build():
                 class Special(Client):
