@@ -8,7 +8,7 @@ expected, a missing column) and answers None or False rather than guessing or ra
 
 from collections.abc import Mapping, Sequence
 
-from cloudtrail_fields import field, text
+from cloudtrail_fields import field
 
 SELECTOR = "sourceIPAddress"
 
@@ -58,15 +58,15 @@ def _present(value):
 
 
 def _column(rows, name):
-    """The first non-empty string (or number, as text) in the column, or None."""
+    """The first string that is not blank (or number, as text) in the column, or None."""
     for row in rows:
         value = row.get(name)
         if isinstance(value, bool):
             continue
         if isinstance(value, (int, float)):
             return str(value)
-        if text(value) is not None:
-            return value.strip()[:MAX_LABEL_CHARS] or None
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:MAX_LABEL_CHARS]
     return None
 
 

@@ -55,7 +55,9 @@ def test_is_matched_accepts_every_shape_a_tor_list_takes(match, present):
 @pytest.mark.parametrize(
     ("asn", "number"),
     [("AS16509", 16509), ("as14618", 14618), (14061, 14061), ("16509", 16509), ("ASX", None),
-     (True, None), ("AS" + "9" * 11, None), ("AS\uff11\uff12", None), (None, None)],
+     (True, None), ("AS" + "9" * 11, None), ("AS\uff11\uff12", None), (None, None),
+     # The largest 32-bit AS number has ten digits; only "AS" is a prefix.
+     ("AS4294967295", 4294967295), ("ZZ123", None), ("BT123", None)],
 )  # fmt: skip
 def test_asn_number(asn, number):
     assert enrich.asn_number([{"asn": asn}]) == number
@@ -121,3 +123,33 @@ def test_labels_stay_short():
     long_name = {"asn": "AS1", "name": "N" * 5000, "p_match": IP}
     label = enrich.owner_label(enrich.source_ip_profile(enriched(ipinfo_asn=long_name)))
     assert len(label) <= 2 * enrich.MAX_LABEL_CHARS
+
+
+@pytest.mark.parametrize(
+    ("tables", "anonymising"),
+    [
+        ({"tor_exit_nodes": True}, ["tor"]),
+        ({"tor_exit_nodes": ["185.220.101.4"], "ipinfo_privacy": {"vpn": True}}, ["tor", "vpn"]),
+        ({"ipinfo_privacy": {"tor": True}}, ["tor"]),
+        ({"ipinfo_privacy": {"relay": "yes", "proxy": "1"}}, ["proxy", "relay"]),
+        ({"ipinfo_privacy": {"hosting": True}}, []),
+    ],
+    ids=["tor-list-only", "tor-list-and-vpn", "privacy-tor", "text-flags", "hosting-is-not"],
+)
+def test_anonymising_flags_in_their_table_order(tables, anonymising):
+    assert enrich.source_ip_profile(enriched(**tables))["anonymising"] == anonymising
+
+
+@pytest.mark.parametrize(
+    ("rows", "value"),
+    [
+        ([{"name": True}, {"name": "Acme"}], "Acme"),  # a boolean is skipped, not the end
+        ([{"name": "  "}, {"name": "Acme"}], "Acme"),  # so is a blank string
+        ([{"name": 7}], "7"),
+        ([{"name": "N" * 60}], "N" * 48),
+    ],
+    ids=["boolean-then-text", "blank-then-text", "number", "cut-to-48"],
+)
+def test_column_takes_the_first_usable_value(rows, value):
+    assert enrich.MAX_LABEL_CHARS == 48
+    assert enrich._column(rows, "name") == value
