@@ -6,6 +6,7 @@ Faults are real botocore failures: a missing table, no credentials, throttling a
 injected as the service's answer before it is sent, a stored value of the wrong type.
 """
 
+import dataclasses
 import os
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -229,10 +230,10 @@ def test_a_failing_store_is_tried_briefly_then_left_alone(
 ):
     store_calls.answer = fault
     assert_fires_as_without_state(dynamodb_rule, event(), reason)
-    assert store_calls.sent == windowed_counter.MAX_ATTEMPTS  # one call, one retry
+    assert store_calls.sent == 2  # one call, one retry
     for second in range(50):  # the rest of a large batch: the store is not asked again
         assert_fires_as_without_state(dynamodb_rule, at(f"09:15:{second:02d}"), reason)
-    assert store_calls.sent == windowed_counter.MAX_ATTEMPTS
+    assert store_calls.sent == 2
 
 
 def test_the_store_is_asked_again_after_the_pause(dynamodb_rule, store_calls, monkeypatch):
@@ -268,12 +269,17 @@ def test_the_table_other_rules_use_is_left_as_it_was(dynamodb_rule):
         (" 12 ", 12),
         (Decimal("101"), 101),
         (Decimal("1.5"), None),
+        (Decimal("2.4"), None),
         (Decimal("NaN"), None),
         ("not-a-count", None),
         ("", None),
         (True, None),
         (0, None),
         (-3, None),
+        (10**12, 10**12),
+        (10**12 + 1, None),
+        (str(10**12), 10**12),
+        ("0" * 13 + "1", None),  # digits, but more than a count this code writes
         (10**13, None),
         ("9" * 14, None),
         (None, None),
@@ -322,6 +328,14 @@ def test_event_epoch(fields, expected):
     assert shown == expected
 
 
+@pytest.mark.parametrize(
+    ("length", "hashed"), [(511, False), (512, False), (513, True)], ids=["511", "512", "513"]
+)
+def test_counter_keys_up_to_512_characters_stay_readable(length, hashed):
+    key = windowed_counter.counter_key("p", ["a" * (length - 2), "b"], 60)
+    assert key.startswith("p:sha256-") is hashed
+
+
 def test_counter_keys_stay_readable_or_are_hashed_to_a_bounded_size():
     readable = windowed_counter.counter_key("p", ["123456789012", "AIDAEXAMPLE", "8.8.8.8"], 60)
     assert readable == "p:123456789012:AIDAEXAMPLE:8.8.8.8:60"
@@ -337,3 +351,92 @@ def test_a_hostile_field_does_not_disable_the_store(dynamodb_rule):
     first = dynamodb_rule.alert_context(event(userIdentity=huge))["bulkAccess"]
     assert (first["operationsInWindow"], first["stateUnavailable"]) == (1, None)
     assert dynamodb_rule.alert_context(event())["bulkAccess"]["stateUnavailable"] is None
+
+
+# --- the guard: bounded calls, and a pause after a failure ---------------------------------------
+
+
+class Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_after_a_failure_the_store_is_left_alone_for_exactly_a_minute():
+    clock = Clock(1_000.0)
+    guard = windowed_counter.StoreGuard(clock=clock)
+    assert guard.refusal() is None
+    guard.failed(TimeoutError("x" * 300))
+    assert guard.last_failure == "TimeoutError: " + "x" * 200
+    clock.now = 1_059.999
+    assert guard.refusal() == f"{guard.last_failure}; not retried for 60 s"
+    clock.now = 1_060.0
+    assert guard.refusal() is None
+    guard.failed(TimeoutError())
+    guard.reset()
+    assert guard.refusal() is None
+
+
+def test_a_new_or_reset_guard_refuses_nothing_from_the_clocks_start():
+    guard = windowed_counter.StoreGuard(clock=Clock(0.5))
+    assert guard.refusal() is None
+    guard.failed(TimeoutError())
+    guard.reset()
+    assert guard.refusal() is None
+
+
+def test_the_guards_client_gives_up_within_two_short_attempts():
+    config = windowed_counter.StoreGuard().table().meta.client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (1.0, 1.0)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}
+
+
+class Table:
+    """Stands in for the guard's bounded table; records that it was used."""
+
+    def __init__(self):
+        self.used = False
+
+    def update_item(self, **_):
+        self.used = True
+        return {"Attributes": {"intCount": Decimal(1)}}
+
+
+def test_the_stores_own_functions_run_on_the_guards_bounded_table(genuine_caching, monkeypatch):
+    caching = genuine_caching
+    guard = windowed_counter.StoreGuard()
+    table = Table()
+    monkeypatch.setattr(guard, "table", lambda: table)
+    assert guard.call(caching.increment_counter, "key", 1, 60) == 1
+    assert table.used
+
+
+@pytest.mark.parametrize("module", ["aaa.stand_in", "zzz.stand_in", "unittest.mock"])
+def test_stand_ins_are_called_as_they_are(monkeypatch, module):
+    def increment(key, val, epoch_seconds):
+        return 5
+
+    increment.__module__ = module
+    guard = windowed_counter.StoreGuard()
+    monkeypatch.setattr(guard, "table", lambda: pytest.fail("a stand-in needs no table"))
+    assert guard.call(increment, "key", 1, 60) == 5
+
+
+def test_a_store_answer_that_is_no_count_is_named_briefly():
+    def increment(key, val, epoch_seconds):
+        return "x" * 100
+
+    found = windowed_counter.count_in_window(
+        increment, "p", ["a"], {"eventTime": "2026-11-20T09:14:03Z"}, 3600,
+        guard=windowed_counter.StoreGuard(),
+    )  # fmt: skip
+    assert found.unavailable == f"the store answered {'x' * 40!r}, not a count"
+
+
+def test_the_guard_is_a_keyword_and_a_window_count_a_value():
+    with pytest.raises(TypeError):
+        windowed_counter.count_in_window(None, "p", [], {}, 60, windowed_counter.StoreGuard())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        windowed_counter.WindowCount(1, 0).count = 2
