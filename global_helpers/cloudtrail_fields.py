@@ -100,16 +100,25 @@ def positive_int(value, setting, maximum):
 
 def field(mapping, *path):
     """The value at path inside nested mappings, or None when any step is missing or no mapping."""
-    # Fast path: panther_core's PantherEvent offers the dict it wraps (raw_view). Where every key
-    # of path is in it as spelled and the value found is no dict or list, that value is what the
-    # event's own lookups return, without a case-insensitive copy built for each nested mapping.
+    # Fast path: panther_core's PantherEvent offers the dict it wraps (raw_view). A key found
+    # there as spelled, or found in no spelling at all, answers what the event's own lookups
+    # would, without the case-insensitive copy they build of each nested mapping and without
+    # the KeyError they raise and catch for each missing key (a network activity record lacks
+    # userAgent, requestParameters, resources, p_enrichment, ...). A key that may be there in
+    # another case, and a dict or list found, are left to the event's own lookups.
     value = getattr(mapping, "raw_view", None)
     if value is not None:
         value = value()
-        for key in path:
-            if type(value) is not dict or key not in value:
+        for depth, key in enumerate(path):
+            if type(value) is not dict:
                 break
-            value = value[key]
+            found = value.get(key, _ABSENT)
+            if found is _ABSENT:
+                keys = _lowered_keys(mapping) if depth == 0 else _lowered(value)
+                if keys is None or key.lower() in keys:
+                    break
+                return None
+            value = found
         else:
             if type(value) is not dict and type(value) is not list:
                 return value
@@ -119,6 +128,23 @@ def field(mapping, *path):
             return None
         value = value.get(key)
     return value
+
+
+_ABSENT = object()
+
+
+def _lowered(keys):
+    """The keys lowercased, as PantherEvent matches them; None when one is no str (unknown)."""
+    try:
+        return frozenset(map(str.lower, keys))
+    except TypeError:
+        return None
+
+
+@once_per_event
+def _lowered_keys(event):
+    """The event's top-level keys lowercased: every missing field is looked up in them."""
+    return _lowered(event.raw_view())
 
 
 def text(value):

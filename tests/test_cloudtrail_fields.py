@@ -269,7 +269,17 @@ def test_event_names_fail_loudly_naming_the_entry(values, message):
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [(("a", "b"), "x"), (("n",), 7), (("z",), None), (("a", "f"), 1.5)],
+    [
+        (("a", "b"), "x"),
+        (("n",), 7),
+        (("z",), None),
+        (("a", "f"), 1.5),
+        # Missing in every case: answered from the dict's keys, as the event's lookups would.
+        (("m",), None),
+        (("a", "m"), None),
+        # A key of the event's top level, looked up in a nested mapping that lacks it.
+        (("a", "n"), None),
+    ],
 )
 def test_field_reads_plain_values_of_a_panther_event_from_its_raw_view(path, expected):
     event = RawViewOnly({"a": {"b": "x", "f": 1.5}, "n": 7, "z": None})
@@ -284,6 +294,9 @@ PANTHER_LOOKUPS = [
     ("missing-after-a-hit", {"b": "x"}, ("a", "b"), None),
     ("no-mapping-midway", {"a": "s"}, ("a", "b"), None),
     ("empty-path", {"a": 1}, (), {"a": 1}),
+    # A key that is no str leaves the answer to the event's own lookups (which match in order).
+    ("top-level-key-beside-a-non-str-key", {"ErrorCode": "E", 1: "x"}, ("errorCode",), "E"),
+    ("nested-key-beside-a-non-str-key", {"u": {"Type": "Root", 1: "x"}}, ("u", "type"), "Root"),
 ]
 
 
@@ -318,6 +331,26 @@ def test_a_panther_event_is_asked_once_for_its_actor_and_bucket():
     assert fields.bucket_name(event) is fields.bucket_name(event)
     assert fields.actor(event) == f"P in account {OTHER}"
     assert fields.bucket_name(event) == "bucket-a"
+
+
+def test_a_panther_events_top_level_keys_are_lowercased_once_for_all_its_missing_fields(
+    monkeypatch,
+):
+    lowered = []
+
+    def counted(keys):
+        lowered.append(sorted(keys))
+        return frozenset(map(str.lower, keys))
+
+    monkeypatch.setattr(fields, "_lowered", counted)
+    event = PantherEvent({"eventName": "GetObject", "UserAgent": "aws-cli"})
+    assert [fields.field(event, name) for name in ("errorCode", "userAgent", "resources")] == [
+        None,
+        "aws-cli",
+        None,
+    ]
+    assert lowered == [["UserAgent", "eventName"]]
+    assert fields._lowered_keys(event) is fields._lowered_keys(event)
 
 
 def test_the_next_event_gets_its_own_answers():
