@@ -53,10 +53,91 @@ def json_safe(value, max_chars=SCALAR_FIELD_CHARS, max_items=64, max_depth=8):
     Mappings become dicts with string keys, other sequences lists, non-finite floats and
     unserialisable objects strings; what does not fit is replaced by a truncation marker.
     """
-    # The common case inline: a plain str whose JSON fits the budget (see _copy_mapping).
-    if type(value) is str and len(value) < max_chars and len(_encode(value)) <= max_chars:
+    # The common cases inline: null or a bool, a plain str whose JSON fits the budget (see
+    # _copy_mapping), and a small record of strings such as a userIdentity (see _plain_copy).
+    kind = type(value)
+    if kind in KEPT_AS_THEY_ARE:
         return value
+    if kind is str:
+        if len(value) < max_chars and len(_encode(value)) <= max_chars:
+            return value
+    elif kind is dict or kind is list:
+        copied = _plain_copy(value, max_chars, max_items, max_depth)
+        if copied is not None:
+            return copied[0]
     return _copy(value, max_chars, max_items, max_depth)[0]
+
+
+KEPT_AS_THEY_ARE = frozenset({type(None), bool})
+
+# What _plain_copy charges: each character of a key or str its widest JSON form (a character
+# beyond the BMP is a surrogate pair, \ud83d\ude00), and each item its slot (2), a key's
+# quotes (2) and its value's quotes or literal (at most 5, "false"). That is never less than
+# what _copy charges, so a value that fits this way is one _copy copies whole, without a cut.
+WIDEST_CHAR_CHARS = 12
+ITEM_CHARS = 9
+
+
+def _plain_copy(value, left, max_items, depth):
+    """(copy, budget left) of a dict or list made only of str keys, str, None, bool and such
+    containers, within every bound; None as soon as anything else is met (or it may not fit).
+
+    Unlike _copy it need not encode a str to know its size: the common record, nothing but
+    short strings, is copied in one pass that costs about half of _copy's.
+    """
+    if depth <= 0 or len(value) > max_items or left <= 0:
+        return None
+    if type(value) is dict:
+        return _plain_mapping(value, left, max_items, depth - 1)
+    return _plain_sequence(value, left, max_items, depth - 1)
+
+
+def _plain_mapping(value, left, max_items, depth):
+    copied = {}
+    for key, item in value.items():
+        if type(key) is not str:
+            return None
+        left -= WIDEST_CHAR_CHARS * len(key) + ITEM_CHARS
+        kind = type(item)
+        if kind is str:
+            copy = item
+            left -= WIDEST_CHAR_CHARS * len(item)
+        elif kind is dict or kind is list:
+            inner = _plain_copy(item, left, max_items, depth)
+            if inner is None:
+                return None
+            copy, left = inner
+        elif item is None or kind is bool:
+            copy = item
+        else:
+            return None
+        if left <= 0:
+            return None
+        copied[key] = copy
+    return copied, left
+
+
+def _plain_sequence(value, left, max_items, depth):
+    copied = []
+    for item in value:
+        left -= ITEM_CHARS
+        kind = type(item)
+        if kind is str:
+            copy = item
+            left -= WIDEST_CHAR_CHARS * len(item)
+        elif kind is dict or kind is list:
+            inner = _plain_copy(item, left, max_items, depth)
+            if inner is None:
+                return None
+            copy, left = inner
+        elif item is None or kind is bool:
+            copy = item
+        else:
+            return None
+        if left <= 0:
+            return None
+        copied.append(copy)
+    return copied, left
 
 
 # Each _copy function takes the budget left, in characters of JSON, and returns the copy with

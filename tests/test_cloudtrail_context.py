@@ -287,3 +287,110 @@ def test_subclasses_of_plain_types_are_copied_as_their_base(value, expected):
     copied = ctx.json_safe(value)
     assert copied == expected
     assert json.loads(encoded(copied)) == expected
+
+
+# --- small records of strings: copied in one pass ------------------------------------------------
+# A dict or list of only str keys, str, None, bool and such containers is copied without _copy
+# when it surely fits: 12 charged per character of a key or str, 9 per item. What it returns
+# must be exactly what _copy returns, at every budget and bound.
+
+SMALL_RECORDS = st.recursive(
+    st.none() | st.booleans() | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+GENERAL_PATH = ctx._copy
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=SMALL_RECORDS | JSON_VALUES,
+    budget=st.integers(0, 2048) | st.sampled_from([ctx.IDENTITY_CHARS]),
+    max_items=st.integers(0, 6) | st.just(64),
+    max_depth=st.integers(0, 4) | st.just(8),
+)
+def test_json_safe_copies_exactly_as_the_general_path_does(value, budget, max_items, max_depth):
+    copied = ctx.json_safe(value, max_chars=budget, max_items=max_items, max_depth=max_depth)
+    assert copied == GENERAL_PATH(value, budget, max_items, max_depth)[0]
+    if isinstance(value, dict | list):
+        assert copied is not value
+
+
+@pytest.fixture
+def general_path_forbidden(monkeypatch):
+    def forbidden(value, left, max_items, depth):
+        raise AssertionError(f"general path for {value!r} with {left} left")
+
+    monkeypatch.setattr(ctx, "_copy", forbidden)
+
+
+@pytest.fixture
+def general_path_calls(monkeypatch):
+    calls = []
+
+    def spied(value, left, max_items, depth):
+        calls.append(value)
+        return GENERAL_PATH(value, left, max_items, depth)
+
+    monkeypatch.setattr(ctx, "_copy", spied)
+    return calls
+
+
+# (value, the least budget it is copied in one pass with): 12 per character, 9 per item, +1.
+ONE_PASS = [
+    ("record", {"k": "x"}, 12 * 2 + 9 + 1),
+    ("list", ["ab", None, True], 12 * 2 + 9 * 3 + 1),
+    ("nested", {"a": {"b": [False]}}, 12 * 2 + 9 * 3 + 1),
+    ("astral", {"\U0001f600": "\u202e"}, 12 * 2 + 9 + 1),
+    ("empty", {}, 1),
+    ("identity", ASSUMED_ROLE_IDENTITY, 4840),
+]
+
+
+@pytest.mark.usefixtures("general_path_forbidden")
+@pytest.mark.parametrize(
+    ("value", "budget"), [c[1:] for c in ONE_PASS], ids=[c[0] for c in ONE_PASS]
+)
+def test_small_records_that_surely_fit_are_copied_in_one_pass(value, budget):
+    assert ctx.json_safe(value, max_chars=budget) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "budget"), [c[1:] for c in ONE_PASS], ids=[c[0] for c in ONE_PASS]
+)
+def test_one_character_less_and_the_general_path_decides(general_path_calls, value, budget):
+    assert ctx.json_safe(value, max_chars=budget - 1) == GENERAL_PATH(value, budget - 1, 64, 8)[0]
+    assert general_path_calls[0] is value
+
+
+NOT_ONE_PASS = [
+    # Items and depth at their bounds go in one pass; one more and the general path cuts.
+    ("items", ["a"] * 3, {"max_items": 2}, ["a", "a", f"{ctx.TRUNCATED} 1 more items"]),
+    ("depth", {"a": {"b": None}}, {"max_depth": 1}, {"a": ctx.TRUNCATED}),
+    # Anything but str keys, str, None, bool, dict and list.
+    ("int", {"a": 1}, {}, {"a": 1}),
+    ("float", [1.5], {}, [1.5]),
+    ("key-no-str", {1: "x"}, {}, {"1": "x"}),
+    ("str-subclass", [Name.GET], {}, ["GetObject"]),
+    ("tuple-inside", [("a",)], {}, [["a"]]),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "options", "expected"),
+    [c[1:] for c in NOT_ONE_PASS],
+    ids=[c[0] for c in NOT_ONE_PASS],
+)
+def test_other_records_go_the_general_way(general_path_calls, value, options, expected):
+    assert ctx.json_safe(value, **options) == expected
+    assert general_path_calls[0] is value
+
+
+@pytest.mark.usefixtures("general_path_forbidden")
+@pytest.mark.parametrize(
+    ("value", "options"), [(["a"] * 2, {"max_items": 2}), ({"a": {}}, {"max_depth": 2})]
+)
+def test_records_at_their_bounds_are_copied_in_one_pass(value, options):
+    assert ctx.json_safe(value, **options) == value
