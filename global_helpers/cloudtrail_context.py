@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 
-from cloudtrail_fields import actor, bucket_name, field, is_cross_account
+from cloudtrail_fields import actor, bucket_name, is_cross_account, top_level_fields
 
 TRUNCATED = "...(truncated)"
 MAX_INT_BITS = 128
@@ -17,24 +17,25 @@ MAX_INT_BITS = 128
 SCALAR_FIELD_CHARS = 1024
 IDENTITY_CHARS = 16 * 1024
 
-# Context key -> path in the event: the seed's output fields plus what says where the call came in.
-EVENT_FIELDS = {
-    "eventName": ("eventName",),
-    "eventSource": ("eventSource",),
-    "awsRegion": ("awsRegion",),
-    "recipientAccountId": ("recipientAccountId",),
-    "sourceIPAddress": ("sourceIPAddress",),
-    "userAgent": ("userAgent",),
-    "vpcEndpointId": ("vpcEndpointId",),
-    "vpcEndpointAccountId": ("vpcEndpointAccountId",),
-    "errorCode": ("errorCode",),
+# The event's fields copied under their own names: the seed's output fields plus what says
+# where the call came in.
+EVENT_FIELDS = (
+    "eventName",
+    "eventSource",
+    "awsRegion",
+    "recipientAccountId",
+    "sourceIPAddress",
+    "userAgent",
+    "vpcEndpointId",
+    "vpcEndpointAccountId",
+    "errorCode",
     # The pivots an analyst searches with next.
-    "errorMessage": ("errorMessage",),
-    "eventTime": ("eventTime",),
-    "eventID": ("eventID",),
-    "requestID": ("requestID",),
-    "sharedEventID": ("sharedEventID",),
-}
+    "errorMessage",
+    "eventTime",
+    "eventID",
+    "requestID",
+    "sharedEventID",
+)
 
 
 def _cut(text, limit):
@@ -76,6 +77,8 @@ KEPT_AS_THEY_ARE = frozenset({type(None), bool})
 # what _copy charges, so a value that fits this way is one _copy copies whole, without a cut.
 WIDEST_CHAR_CHARS = 12
 ITEM_CHARS = 9
+# So a str of at most this many characters fits a scalar field's budget, whatever it holds.
+SHORT_TEXT_CHARS = (SCALAR_FIELD_CHARS - 2) // WIDEST_CHAR_CHARS
 
 
 def _plain_copy(value, left, max_items, depth):
@@ -229,8 +232,17 @@ def _copy_sequence(value, left, max_items, depth):
 
 def network_activity_context(event):
     """The analyst's view of a network activity record; always JSON-serialisable and bounded."""
-    context = {key: json_safe(field(event, *path)) for key, path in EVENT_FIELDS.items()}
-    context["userIdentity"] = json_safe(field(event, "userIdentity"), max_chars=IDENTITY_CHARS)
+    # Read in one go, and each dict or list as the event holds it: copying it from there costs
+    # less than from the read-only copy the event's own lookup would make first.
+    *values, identity = top_level_fields(event, (*EVENT_FIELDS, "userIdentity"))
+    # Nearly all are short strings or null, kept without a call: what json_safe would return.
+    context = {
+        name: value
+        if value is None or (type(value) is str and len(value) <= SHORT_TEXT_CHARS)
+        else json_safe(value)
+        for name, value in zip(EVENT_FIELDS, values, strict=True)
+    }
+    context["userIdentity"] = json_safe(identity, max_chars=IDENTITY_CHARS)
     context["actor_user"] = actor(event)
     context["bucketName"] = json_safe(bucket_name(event))
     context["crossAccount"] = is_cross_account(event)

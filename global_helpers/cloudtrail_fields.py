@@ -133,6 +133,24 @@ def field(mapping, *path):
 _ABSENT = object()
 
 
+def top_level_fields(mapping, names):
+    """[field(mapping, name) for name in names], read in one go, except that a dict or list
+    comes as the event holds it (not wrapped read-only): values to copy out, not to read on."""
+    view = getattr(mapping, "raw_view", None)
+    record = None if view is None else view()
+    if type(record) is not dict:
+        return [field(mapping, name) for name in names]
+    values = []
+    for name in names:
+        value = record.get(name, _ABSENT)
+        if value is _ABSENT:
+            # As field() answers: None, unless the event may hold it in another case.
+            keys = _lowered_keys(mapping)
+            value = field(mapping, name) if keys is None or name.lower() in keys else None
+        values.append(value)
+    return values
+
+
 def _lowered(keys):
     """The keys lowercased, as PantherEvent matches them; None when one is no str (unknown)."""
     try:

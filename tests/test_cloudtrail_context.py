@@ -394,3 +394,38 @@ def test_other_records_go_the_general_way(general_path_calls, value, options, ex
 )
 def test_records_at_their_bounds_are_copied_in_one_pass(value, options):
     assert ctx.json_safe(value, **options) == value
+
+
+# --- the context's scalar fields ---------------------------------------------------------------
+# A str of at most 85 characters takes at most 85 * 12 + 2 = 1022 characters of JSON: kept
+# without a call to json_safe. One more, and it goes through json_safe, which measures it.
+
+
+@pytest.fixture
+def json_safe_calls(monkeypatch):
+    calls = []
+    general = ctx.json_safe
+
+    def spied(value, **options):
+        calls.append(value)
+        return general(value, **options)
+
+    monkeypatch.setattr(ctx, "json_safe", spied)
+    return calls
+
+
+def test_short_fields_are_kept_without_json_safe(json_safe_calls):
+    name = "\U0001f600" * ctx.SHORT_TEXT_CHARS
+    context = ctx.network_activity_context({"eventName": name, "errorCode": None})
+    assert context["eventName"] is name
+    assert context["errorCode"] is None
+    assert not any(value is name for value in json_safe_calls)
+
+
+def test_a_field_one_character_longer_is_measured_and_cut(json_safe_calls):
+    name = "\U0001f600" * (ctx.SHORT_TEXT_CHARS + 1)
+    context = ctx.network_activity_context({"eventName": name})
+    assert any(value is name for value in json_safe_calls)
+    # 86 * 12 + 2 = 1034 characters of JSON: cut to 1022 // 12 = 85 characters, marker included.
+    assert context["eventName"] == "\U0001f600" * (85 - len(ctx.TRUNCATED)) + ctx.TRUNCATED
+    assert ctx.SHORT_TEXT_CHARS == 85

@@ -380,3 +380,50 @@ def test_a_plain_dict_is_asked_afresh_since_it_may_change():
 def test_remembered_helpers_keep_their_names():
     assert (fields.actor.__name__, fields.bucket_name.__name__) == ("actor", "bucket_name")
     assert fields.bucket_name.__doc__.startswith("requestParameters.bucketName")
+
+
+# --- several top-level fields in one go ------------------------------------------------------
+
+TOP_LEVEL = [
+    ("as-spelled", {"eventName": "G", "n": 7}, ["eventName", "n"], ["G", 7]),
+    ("in-another-case", {"EventName": "G"}, ["eventName"], ["G"]),
+    ("missing", {"eventName": "G"}, ["userAgent", "eventName"], [None, "G"]),
+    ("null", {"errorCode": None}, ["errorCode"], [None]),
+    ("nested-as-held", {"u": {"Type": "Root"}, "r": [1]}, ["u", "r"], [{"Type": "Root"}, [1]]),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "names", "expected"), [c[1:] for c in TOP_LEVEL], ids=[c[0] for c in TOP_LEVEL]
+)
+def test_top_level_fields_of_a_panther_event(record, names, expected):
+    assert fields.top_level_fields(PantherEvent(record), names) == expected
+
+
+def test_top_level_fields_hand_out_the_events_own_dicts_and_lists():
+    event = PantherEvent({"u": {"type": "Root"}, "r": [1]})
+    found = fields.top_level_fields(event, ["u", "r"])
+    assert [type(value) for value in found] == [dict, list]
+    assert found[0] is event.raw_view()["u"]
+
+
+def test_top_level_fields_read_a_panther_event_through_its_dict_alone():
+    event = RawViewOnly({"eventName": "G", "u": {"type": "Root"}})
+    assert fields.top_level_fields(event, ["eventName", "u", "missing"]) == [
+        "G",
+        {"type": "Root"},
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"eventName": "G", "EVENTNAME": "x"}, ["G", None]),  # a plain dict reads as spelled
+        ("eventName", [None, None]),
+        (None, [None, None]),
+    ],
+    ids=["plain-dict", "a-str", "none"],
+)
+def test_top_level_fields_of_anything_else_are_what_field_reads(event, expected):
+    assert fields.top_level_fields(event, ["eventName", "userAgent"]) == expected

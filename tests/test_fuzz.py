@@ -360,6 +360,21 @@ def test_field_of_a_panther_event_answers_as_its_own_lookups(event, path, stray)
 
 
 @fuzz_settings()
+@given(
+    event=cloudtrail_events,
+    names=st.lists(ANY_CASE_KEYS, max_size=6),
+    stray=st.dictionaries(ANY_CASE_KEYS, nested_junk, max_size=3),
+)
+def test_top_level_fields_copy_out_as_field_reads(event, names, stray):
+    """Read in one go, and unwrapped: what a JSON copy of each makes is what field() finds."""
+    wrapped = PantherEvent({**stray, **event})
+    found = cloudtrail_fields.top_level_fields(wrapped, names)
+    expected = [cloudtrail_fields.field(wrapped, name) for name in names]
+    copy = cloudtrail_context.json_safe
+    assert [copy(value) for value in found] == [copy(value) for value in expected]
+
+
+@fuzz_settings()
 @given(value=nested_junk)
 def test_text_is_a_non_empty_str_or_none(value):
     result = cloudtrail_fields.text(value)
