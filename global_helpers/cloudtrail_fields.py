@@ -188,10 +188,16 @@ def _first_name(event, paths):
     return None
 
 
+# The identity's type and account are each asked more than once per event (by actor() and
+# session_name(); by the rule's counter key and is_cross_account()): read once.
+
+
+@once_per_event
 def identity_type(event):
     return text(field(event, "userIdentity", "type"))
 
 
+@once_per_event
 def caller_account(event):
     """The AWS account the caller belongs to, when the record says."""
     return text(field(event, "userIdentity", "accountId"))

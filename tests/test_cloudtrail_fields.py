@@ -353,6 +353,23 @@ def test_a_panther_events_top_level_keys_are_lowercased_once_for_all_its_missing
     assert fields._lowered_keys(event) is fields._lowered_keys(event)
 
 
+def test_a_panther_event_is_asked_once_for_its_identity_type_and_account(monkeypatch):
+    reads = []
+    read = fields.field
+
+    def counted(mapping, *path):
+        reads.append(path)
+        return read(mapping, *path)
+
+    monkeypatch.setattr(fields, "field", counted)
+    event = PantherEvent({"userIdentity": {"type": "AssumedRole", "accountId": OWNER}})
+    assert [fields.identity_type(event), fields.caller_account(event)] * 2 == [
+        "AssumedRole",
+        OWNER,
+    ] * 2
+    assert reads == [("userIdentity", "type"), ("userIdentity", "accountId")]
+
+
 def test_the_next_event_gets_its_own_answers():
     first = PantherEvent({"requestParameters": {"bucketName": "a"}})
     second = PantherEvent({"requestParameters": {"bucketName": "b"}})
