@@ -18,6 +18,7 @@ from cloudtrail_fields import (
     positive_int,
     principal,
     session_name,
+    top_level_fields,
 )
 from ip_enrichment import is_matched, owner_label, source_ip_profile
 from public_ip import external_address_check
@@ -118,10 +119,21 @@ def rule(event):
     return (
         event.get("eventType") == "AwsVpceEvent"
         and is_external_address(event.get("sourceIPAddress"))
-        and event.get("eventSource") == "s3.amazonaws.com"
-        and event.get("eventCategory") == "NetworkActivity"
-        and is_monitored_operation(event.get("eventName"))
+        and is_s3_data_access(event)
         and not is_in_trusted_lookup_table(event)
+    )
+
+
+# What else says a network activity record is S3 data access, read in one go.
+S3_ACCESS_FIELDS = ("eventSource", "eventCategory", "eventName")
+
+
+def is_s3_data_access(event):
+    service, category, name = top_level_fields(event, S3_ACCESS_FIELDS)
+    return (
+        service == "s3.amazonaws.com"
+        and category == "NetworkActivity"
+        and is_monitored_operation(name)
     )
 
 
@@ -130,7 +142,7 @@ def is_monitored_operation(name):
 
 
 def is_in_trusted_lookup_table(event):
-    return any(is_matched(event, table) for table in TRUSTED_TABLES)
+    return bool(TRUSTED_TABLES) and any(is_matched(event, table) for table in TRUSTED_TABLES)
 
 
 def outcome(event):
@@ -213,8 +225,9 @@ def title(event):
     bucket = bucket_name(event)
     target = f"on {_short(bucket)}" if bucket else "(bucket not in record)"
     operation = f"{TITLE_VERB[found.outcome]} {_short(event.get('eventName'))}"
-    code = event.get("errorCode")
-    if found.outcome == "failed" and isinstance(code, str):
+    # Only a failure shows its code (a denial says so in its verb): read only then.
+    code = event.get("errorCode") if found.outcome == "failed" else None
+    if isinstance(code, str):
         operation += f" ({_short(code)})"
     owner = owner_label(found.profile)
     where = f"{found.address} ({owner})" if owner else found.address
