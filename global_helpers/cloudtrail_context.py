@@ -9,7 +9,13 @@ import math
 from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 
-from cloudtrail_fields import actor, bucket_name, is_cross_account, top_level_fields
+from cloudtrail_fields import (
+    absent_field,
+    actor,
+    bucket_name,
+    is_cross_account,
+    record_of,
+)
 
 TRUNCATED = "...(truncated)"
 MAX_INT_BITS = 128
@@ -86,10 +92,13 @@ def _plain_copy(value, left, max_items, depth):
     containers, within every bound; None as soon as anything else is met (or it may not fit).
 
     Unlike _copy it need not encode a str to know its size: the common record, nothing but
-    short strings, is copied in one pass that costs about half of _copy's.
+    short strings, is copied in one pass that costs less than half of _copy's.
     """
     if depth <= 0 or len(value) > max_items or left <= 0:
         return None
+    # Every item's slot, quotes and literal up front; the characters of each as it comes. A
+    # container is entered only with budget left, so little is read of a value that cannot fit.
+    left -= ITEM_CHARS * len(value)
     if type(value) is dict:
         return _plain_mapping(value, left, max_items, depth - 1)
     return _plain_sequence(value, left, max_items, depth - 1)
@@ -98,32 +107,29 @@ def _plain_copy(value, left, max_items, depth):
 def _plain_mapping(value, left, max_items, depth):
     copied = {}
     for key, item in value.items():
+        kind = type(item)
         if type(key) is not str:
             return None
-        left -= WIDEST_CHAR_CHARS * len(key) + ITEM_CHARS
-        kind = type(item)
         if kind is str:
             copy = item
-            left -= WIDEST_CHAR_CHARS * len(item)
+            left -= WIDEST_CHAR_CHARS * (len(key) + len(item))
         elif kind is dict or kind is list:
-            inner = _plain_copy(item, left, max_items, depth)
+            inner = _plain_copy(item, left - WIDEST_CHAR_CHARS * len(key), max_items, depth)
             if inner is None:
                 return None
             copy, left = inner
         elif item is None or kind is bool:
             copy = item
+            left -= WIDEST_CHAR_CHARS * len(key)
         else:
             return None
-        if left <= 0:
-            return None
         copied[key] = copy
-    return copied, left
+    return (copied, left) if left > 0 else None
 
 
 def _plain_sequence(value, left, max_items, depth):
     copied = []
     for item in value:
-        left -= ITEM_CHARS
         kind = type(item)
         if kind is str:
             copy = item
@@ -137,10 +143,8 @@ def _plain_sequence(value, left, max_items, depth):
             copy = item
         else:
             return None
-        if left <= 0:
-            return None
         copied.append(copy)
-    return copied, left
+    return (copied, left) if left > 0 else None
 
 
 # Each _copy function takes the budget left, in characters of JSON, and returns the copy with
@@ -232,16 +236,19 @@ def _copy_sequence(value, left, max_items, depth):
 
 def network_activity_context(event):
     """The analyst's view of a network activity record; always JSON-serialisable and bounded."""
-    # Read in one go, and each dict or list as the event holds it: copying it from there costs
-    # less than from the read-only copy the event's own lookup would make first.
-    *values, identity = top_level_fields(event, (*EVENT_FIELDS, "userIdentity"))
-    # Nearly all are short strings or null, kept without a call: what json_safe would return.
-    context = {
-        name: value
-        if value is None or (type(value) is str and len(value) <= SHORT_TEXT_CHARS)
-        else json_safe(value)
-        for name, value in zip(EVENT_FIELDS, values, strict=True)
-    }
+    # Read from the dict the event wraps, each dict or list as it is held there: copying it
+    # from there costs less than from the read-only copy the event's own lookup makes first.
+    record = record_of(event)
+    context = {}
+    for name in EVENT_FIELDS:
+        value = record[name] if name in record else absent_field(event, name)
+        # Nearly all are short strings or null, kept without a call: what json_safe returns.
+        short = value is None or (type(value) is str and len(value) <= SHORT_TEXT_CHARS)
+        context[name] = value if short else json_safe(value)
+    if "userIdentity" in record:
+        identity = record["userIdentity"]
+    else:
+        identity = absent_field(event, "userIdentity")
     context["userIdentity"] = json_safe(identity, max_chars=IDENTITY_CHARS)
     context["actor_user"] = actor(event)
     context["bucketName"] = json_safe(bucket_name(event))

@@ -7,6 +7,7 @@ redact or omit much of what management events carry.
 
 import re
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 UNKNOWN = "<unknown>"
 MAX_NAME_CHARS = 256
@@ -133,22 +134,31 @@ def field(mapping, *path):
 _ABSENT = object()
 
 
-def top_level_fields(mapping, names):
-    """[field(mapping, name) for name in names], read in one go, except that a dict or list
-    comes as the event holds it (not wrapped read-only): values to copy out, not to read on."""
+def record_of(mapping):
+    """The dict holding mapping's top-level fields as spelled: the one a PantherEvent wraps (with
+    its dicts and lists unwrapped: to copy out, not to read on), a plain dict itself, else an
+    empty one. A name it lacks is absent_field()'s to answer."""
     view = getattr(mapping, "raw_view", None)
-    record = None if view is None else view()
-    if type(record) is not dict:
-        return [field(mapping, name) for name in names]
-    values = []
-    for name in names:
-        value = record.get(name, _ABSENT)
-        if value is _ABSENT:
-            # As field() answers: None, unless the event may hold it in another case.
-            keys = _lowered_keys(mapping)
-            value = field(mapping, name) if keys is None or name.lower() in keys else None
-        values.append(value)
-    return values
+    record = mapping if view is None else view()
+    return record if type(record) is dict else _NO_RECORD
+
+
+_NO_RECORD = MappingProxyType({})
+
+
+def absent_field(mapping, name):
+    """field(mapping, name) for a name record_of(mapping) lacks as spelled: None, unless a
+    PantherEvent may hold it in another case (its lowercased keys tell, without a lookup)."""
+    keys = _lowered_keys(mapping) if hasattr(mapping, "raw_view") else None
+    if keys is not None and name.lower() not in keys:
+        return None
+    return field(mapping, name)
+
+
+def top_level_fields(mapping, names):
+    """[field(mapping, name) for name in names], read in one go from record_of(mapping)."""
+    record = record_of(mapping)
+    return [record[name] if name in record else absent_field(mapping, name) for name in names]
 
 
 def _lowered(keys):
@@ -162,7 +172,8 @@ def _lowered(keys):
 @once_per_event
 def _lowered_keys(event):
     """The event's top-level keys lowercased: every missing field is looked up in them."""
-    return _lowered(event.raw_view())
+    record = event.raw_view()
+    return _lowered(record) if type(record) is dict else None
 
 
 def text(value):

@@ -1,6 +1,7 @@
 """Actor, caller, bucket and event-name extraction from every userIdentity and resource shape."""
 
 import json
+from types import MappingProxyType
 
 import pytest
 from panther_core.enriched_event import PantherEvent
@@ -444,3 +445,28 @@ def test_top_level_fields_read_a_panther_event_through_its_dict_alone():
 )
 def test_top_level_fields_of_anything_else_are_what_field_reads(event, expected):
     assert fields.top_level_fields(event, ["eventName", "userAgent"]) == expected
+
+
+def test_record_of_is_the_dict_to_read_as_spelled():
+    event = PantherEvent({"eventName": "G"})
+    assert fields.record_of(event) is event.raw_view()
+    record = {"eventName": "G"}
+    assert fields.record_of(record) is record
+    assert fields.record_of(MappingProxyType(record)) == {}
+    assert fields.record_of("eventName") == {}
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (PantherEvent({"ErrorCode": "E"}), "E"),
+        (PantherEvent({"eventName": "G"}), None),
+        (RawViewOnly({"eventName": "G"}), None),  # answered without a lookup through the event
+        ({"ErrorCode": "E"}, None),
+        (MappingProxyType({"errorCode": "E"}), "E"),
+        (None, None),
+    ],
+    ids=["other-case", "missing", "missing-no-lookup", "plain-dict", "other-mapping", "none"],
+)
+def test_absent_field_answers_as_field(event, expected):
+    assert fields.absent_field(event, "errorCode") == expected
