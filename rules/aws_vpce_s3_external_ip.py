@@ -145,12 +145,11 @@ def is_in_trusted_lookup_table(event):
     return bool(TRUSTED_TABLES) and any(is_matched(event, table) for table in TRUSTED_TABLES)
 
 
-def outcome(event):
+def outcome(event, operation):
     kind = error_kind(event)
     if kind is not None:
         return kind
-    name = event.get("eventName")
-    if isinstance(name, str) and name in HIGH_IMPACT_OPERATIONS:
+    if isinstance(operation, str) and operation in HIGH_IMPACT_OPERATIONS:
         return "high_impact"
     return "allowed"
 
@@ -159,7 +158,7 @@ def outcome(event):
 
 
 class Findings:
-    """The outcome, the bulk count and the address profile of one matching event.
+    """The operation, outcome, bulk count and address profile of one matching event.
 
     Panther calls title(), dedup(), severity() and alert_context() on the same event object;
     the store must be counted once per event, so the findings of the latest event are kept.
@@ -168,7 +167,8 @@ class Findings:
     """
 
     def __init__(self, event):
-        self.outcome = outcome(event)
+        self.operation = event.get("eventName")
+        self.outcome = outcome(event, self.operation)
         self.succeeded = self.outcome in SUCCESSFUL_OUTCOMES
         # Who, from where: the dedup string's parts, and the counter's key with the outcome.
         self.caller = [caller_account(event) or UNKNOWN, principal(event) or UNKNOWN]
@@ -224,7 +224,7 @@ def title(event):
     found = findings(event)
     bucket = bucket_name(event)
     target = f"on {_short(bucket)}" if bucket else "(bucket not in record)"
-    operation = f"{TITLE_VERB[found.outcome]} {_short(event.get('eventName'))}"
+    operation = f"{TITLE_VERB[found.outcome]} {_short(found.operation)}"
     # Only a failure shows its code (a denial says so in its verb): read only then.
     code = event.get("errorCode") if found.outcome == "failed" else None
     if isinstance(code, str):
