@@ -155,6 +155,12 @@ def absent_field(mapping, name):
     return field(mapping, name)
 
 
+def top_level_field(record, mapping, name):
+    """field(mapping, name), read from record = record_of(mapping): cheaper than the event's
+    own lookup, a dict or list coming unwrapped."""
+    return record[name] if name in record else absent_field(mapping, name)
+
+
 def top_level_fields(mapping, names):
     """[field(mapping, name) for name in names], read in one go from record_of(mapping)."""
     record = record_of(mapping)

@@ -17,7 +17,9 @@ from cloudtrail_fields import (
     event_names,
     positive_int,
     principal,
+    record_of,
     session_name,
+    top_level_field,
     top_level_fields,
 )
 from ip_enrichment import is_matched, owner_label, source_ip_profile
@@ -116,9 +118,10 @@ def rule(event):
     # Most selective tests first: most CloudTrail events are not network activity, and most
     # network activity comes from private addresses (a memoised lookup, nearly free). The
     # decision reads the event only: the key-value store never decides whether it matches.
+    record = record_of(event)  # read from the dict the event wraps: cheaper than its lookups
     return (
-        event.get("eventType") == "AwsVpceEvent"
-        and is_external_address(event.get("sourceIPAddress"))
+        top_level_field(record, event, "eventType") == "AwsVpceEvent"
+        and is_external_address(top_level_field(record, event, "sourceIPAddress"))
         and is_s3_data_access(event)
         and not is_in_trusted_lookup_table(event)
     )

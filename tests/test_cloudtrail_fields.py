@@ -470,3 +470,22 @@ def test_record_of_is_the_dict_to_read_as_spelled():
 )
 def test_absent_field_answers_as_field(event, expected):
     assert fields.absent_field(event, "errorCode") == expected
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        PantherEvent({"eventType": "AwsVpceEvent"}),
+        PantherEvent({"EventType": "AwsVpceEvent"}),
+        PantherEvent({"eventtype": ["x"]}),
+        PantherEvent({}),
+        {"eventType": "AwsVpceEvent"},
+        {"EventType": "AwsVpceEvent"},
+        MappingProxyType({"eventType": "AwsVpceEvent"}),
+        None,
+    ],
+)
+def test_top_level_field_reads_as_field(event):
+    found = fields.top_level_field(fields.record_of(event), event, "eventType")
+    expected = fields.field(event, "eventType")
+    assert found == expected
