@@ -55,96 +55,75 @@ _encode = encode_basestring_ascii
 
 
 def json_safe(value, max_chars=SCALAR_FIELD_CHARS, max_items=64, max_depth=8):
-    """A plain JSON copy of value whose serialisation stays near max_chars characters.
+    """A plain JSON value for value whose serialisation stays near max_chars characters.
 
     Mappings become dicts with string keys, other sequences lists, non-finite floats and
-    unserialisable objects strings; what does not fit is replaced by a truncation marker.
+    unserialisable objects strings; what does not fit is replaced by a truncation marker. A
+    value that already is plain JSON within every bound is returned as it is, not copied: the
+    result is for serialising (as Panther does with an alert context), not for changing.
     """
     # The common cases inline: null or a bool, a plain str whose JSON fits the budget (see
-    # _copy_mapping), and a small record of strings such as a userIdentity (see _plain_copy).
+    # _copy_mapping), and a small record of strings such as a userIdentity (see _plain_left).
     kind = type(value)
     if kind in KEPT_AS_THEY_ARE:
         return value
     if kind is str:
         if len(value) < max_chars and len(_encode(value)) <= max_chars:
             return value
-    elif kind is dict or kind is list:
-        copied = _plain_copy(value, max_chars, max_items, max_depth)
-        if copied is not None:
-            return copied[0]
+    elif (kind is dict or kind is list) and _plain_left(value, max_chars, max_items, max_depth) > 0:
+        return value
     return _copy(value, max_chars, max_items, max_depth)[0]
 
 
 KEPT_AS_THEY_ARE = frozenset({type(None), bool})
 
-# What _plain_copy charges: each character of a key or str its widest JSON form (a character
+# What _plain_left charges: each character of a key or str its widest JSON form (a character
 # beyond the BMP is a surrogate pair, \ud83d\ude00), and each item its slot (2), a key's
 # quotes (2) and its value's quotes or literal (at most 5, "false"). That is never less than
-# what _copy charges, so a value that fits this way is one _copy copies whole, without a cut.
+# what _copy charges, so a value that fits this way is one _copy would copy whole, unchanged.
 WIDEST_CHAR_CHARS = 12
 ITEM_CHARS = 9
 # So a str of at most this many characters fits a scalar field's budget, whatever it holds.
 SHORT_TEXT_CHARS = (SCALAR_FIELD_CHARS - 2) // WIDEST_CHAR_CHARS
 
 
-def _plain_copy(value, left, max_items, depth):
-    """(copy, budget left) of a dict or list made only of str keys, str, None, bool and such
-    containers, within every bound; None as soon as anything else is met (or it may not fit).
+def _plain_left(value, left, max_items, depth):
+    """The budget left after a dict or list made only of str keys, str, None, bool and such
+    containers, within every bound; 0 or less as soon as anything else is met or it may not fit.
 
-    Unlike _copy it need not encode a str to know its size: the common record, nothing but
-    short strings, is copied in one pass that costs less than half of _copy's.
+    Unlike _copy it need not encode a str to know its size, nor build anything: the common
+    record, nothing but short strings, is checked in a single pass for a quarter of the cost of
+    a copy. A container is entered only with budget left and charged when it ends (at least 9
+    per item), so little of a value that cannot fit is read.
     """
     if depth <= 0 or len(value) > max_items or left <= 0:
-        return None
-    # Every item's slot, quotes and literal up front; the characters of each as it comes. A
-    # container is entered only with budget left, so little is read of a value that cannot fit.
-    left -= ITEM_CHARS * len(value)
+        return 0
+    depth -= 1
+    chars = 0  # of keys and strings, since the budget was last charged
     if type(value) is dict:
-        return _plain_mapping(value, left, max_items, depth - 1)
-    return _plain_sequence(value, left, max_items, depth - 1)
-
-
-def _plain_mapping(value, left, max_items, depth):
-    copied = {}
-    for key, item in value.items():
-        kind = type(item)
-        if type(key) is not str:
-            return None
-        if kind is str:
-            copy = item
-            left -= WIDEST_CHAR_CHARS * (len(key) + len(item))
-        elif kind is dict or kind is list:
-            inner = _plain_copy(item, left - WIDEST_CHAR_CHARS * len(key), max_items, depth)
-            if inner is None:
-                return None
-            copy, left = inner
-        elif item is None or kind is bool:
-            copy = item
-            left -= WIDEST_CHAR_CHARS * len(key)
-        else:
-            return None
-        copied[key] = copy
-    return (copied, left) if left > 0 else None
-
-
-def _plain_sequence(value, left, max_items, depth):
-    copied = []
-    for item in value:
-        kind = type(item)
-        if kind is str:
-            copy = item
-            left -= WIDEST_CHAR_CHARS * len(item)
-        elif kind is dict or kind is list:
-            inner = _plain_copy(item, left, max_items, depth)
-            if inner is None:
-                return None
-            copy, left = inner
-        elif item is None or kind is bool:
-            copy = item
-        else:
-            return None
-        copied.append(copy)
-    return (copied, left) if left > 0 else None
+        for key, item in value.items():
+            kind = type(item)
+            if type(key) is not str:
+                return 0
+            chars += len(key)
+            if kind is str:
+                chars += len(item)
+            elif kind is dict or kind is list:
+                left = _plain_left(item, left - WIDEST_CHAR_CHARS * chars, max_items, depth)
+                chars = 0
+            elif item is not None and kind is not bool:
+                return 0
+    else:
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                chars += len(item)
+            elif kind is dict or kind is list:
+                left = _plain_left(item, left - WIDEST_CHAR_CHARS * chars, max_items, depth)
+                chars = 0
+            elif item is not None and kind is not bool:
+                return 0
+    return left - WIDEST_CHAR_CHARS * chars - ITEM_CHARS * len(value)
 
 
 # Each _copy function takes the budget left, in characters of JSON, and returns the copy with
