@@ -11,10 +11,12 @@ from json.encoder import encode_basestring_ascii
 
 from cloudtrail_fields import (
     absent_field,
+    accounts_differ,
     actor,
     bucket_name,
-    is_cross_account,
+    caller_account,
     record_of,
+    top_level_field,
 )
 
 TRUNCATED = "...(truncated)"
@@ -231,5 +233,6 @@ def network_activity_context(event):
     context["userIdentity"] = json_safe(identity, max_chars=IDENTITY_CHARS)
     context["actor_user"] = actor(event)
     context["bucketName"] = json_safe(bucket_name(event))
-    context["crossAccount"] = is_cross_account(event)
+    owner = top_level_field(record, event, "vpcEndpointAccountId")
+    context["crossAccount"] = accounts_differ(caller_account(event), owner)
     return context

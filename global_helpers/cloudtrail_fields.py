@@ -109,13 +109,13 @@ def field(mapping, *path):
     # another case, and a dict or list found, are left to the event's own lookups.
     value = getattr(mapping, "raw_view", None)
     if value is not None:
-        value = value()
-        for depth, key in enumerate(path):
+        value = record = value()
+        for key in path:
             if type(value) is not dict:
                 break
             found = value.get(key, _ABSENT)
             if found is _ABSENT:
-                keys = _lowered_keys(mapping) if depth == 0 else _lowered(value)
+                keys = _lowered_keys(mapping) if value is record else _lowered(value)
                 if keys is None or key.lower() in keys:
                     break
                 return None
@@ -149,7 +149,7 @@ _NO_RECORD = MappingProxyType({})
 def absent_field(mapping, name):
     """field(mapping, name) for a name record_of(mapping) lacks as spelled: None, unless a
     PantherEvent may hold it in another case (its lowercased keys tell, without a lookup)."""
-    keys = _lowered_keys(mapping) if hasattr(mapping, "raw_view") else None
+    keys = _lowered_keys(mapping)
     if keys is not None and name.lower() not in keys:
         return None
     return field(mapping, name)
@@ -177,8 +177,10 @@ def _lowered(keys):
 
 @once_per_event
 def _lowered_keys(event):
-    """The event's top-level keys lowercased: every missing field is looked up in them."""
-    record = event.raw_view()
+    """A PantherEvent's top-level keys lowercased, every missing field being looked up in them;
+    None for anything else."""
+    view = getattr(event, "raw_view", None)
+    record = None if view is None else view()
     return _lowered(record) if type(record) is dict else None
 
 
@@ -262,8 +264,13 @@ def actor(event):
 
 def is_cross_account(event):
     """Whether the caller and the endpoint owner are different accounts; None when unknown."""
-    caller = caller_account(event)
-    owner = text(field(event, "vpcEndpointAccountId"))
+    return accounts_differ(caller_account(event), field(event, "vpcEndpointAccountId"))
+
+
+def accounts_differ(caller, owner):
+    """is_cross_account() from caller_account() and the vpcEndpointAccountId field as read, for
+    a reader that already has them."""
+    owner = text(owner)
     if caller is None or owner is None:
         return None
     return caller != owner

@@ -374,6 +374,17 @@ def test_top_level_fields_copy_out_as_field_reads(event, names, stray):
     assert [copy(value) for value in found] == [copy(value) for value in expected]
 
 
+@pytest.mark.parametrize("view", EVENT_VIEWS.values(), ids=EVENT_VIEWS.keys())
+@fuzz_settings()
+@given(event=cloudtrail_events)
+@pinned_events
+def test_the_context_reads_each_field_as_the_helpers_do(view, event):
+    """The context reads the event's dict itself: what it says agrees with the helpers."""
+    context = cloudtrail_context.network_activity_context(view(event))
+    assert context["crossAccount"] is cloudtrail_fields.is_cross_account(view(event))
+    assert context["actor_user"] == cloudtrail_fields.actor(view(event))
+
+
 @fuzz_settings()
 @given(value=nested_junk)
 def test_text_is_a_non_empty_str_or_none(value):
