@@ -222,10 +222,14 @@ def network_activity_context(event):
     record = record_of(event)
     context = {}
     for name in EVENT_FIELDS:
-        value = record[name] if name in record else absent_field(event, name)
+        value = record.get(name, record)  # the record itself: not there as spelled
+        if value is record:
+            value = absent_field(event, name)
         # Nearly all are short strings or null, kept without a call: what json_safe returns.
-        short = value is None or (type(value) is str and len(value) <= SHORT_TEXT_CHARS)
-        context[name] = value if short else json_safe(value)
+        if (type(value) is str and len(value) <= SHORT_TEXT_CHARS) or value is None:
+            context[name] = value
+        else:
+            context[name] = json_safe(value)
     if "userIdentity" in record:
         identity = record["userIdentity"]
     else:

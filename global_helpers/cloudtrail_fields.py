@@ -161,12 +161,6 @@ def top_level_field(record, mapping, name):
     return record[name] if name in record else absent_field(mapping, name)
 
 
-def top_level_fields(mapping, names):
-    """[field(mapping, name) for name in names], read in one go from record_of(mapping)."""
-    record = record_of(mapping)
-    return [record[name] if name in record else absent_field(mapping, name) for name in names]
-
-
 def _lowered(keys):
     """The keys lowercased, as PantherEvent matches them; None when one is no str (unknown)."""
     try:

@@ -20,7 +20,6 @@ from cloudtrail_fields import (
     record_of,
     session_name,
     top_level_field,
-    top_level_fields,
 )
 from ip_enrichment import is_matched, owner_label, source_ip_profile
 from public_ip import external_address_check
@@ -122,21 +121,16 @@ def rule(event):
     return (
         top_level_field(record, event, "eventType") == "AwsVpceEvent"
         and is_external_address(top_level_field(record, event, "sourceIPAddress"))
-        and is_s3_data_access(event)
+        and is_s3_data_access(record, event)
         and not is_in_trusted_lookup_table(event)
     )
 
 
-# What else says a network activity record is S3 data access, read in one go.
-S3_ACCESS_FIELDS = ("eventSource", "eventCategory", "eventName")
-
-
-def is_s3_data_access(event):
-    service, category, name = top_level_fields(event, S3_ACCESS_FIELDS)
+def is_s3_data_access(record, event):
     return (
-        service == "s3.amazonaws.com"
-        and category == "NetworkActivity"
-        and is_monitored_operation(name)
+        top_level_field(record, event, "eventSource") == "s3.amazonaws.com"
+        and top_level_field(record, event, "eventCategory") == "NetworkActivity"
+        and is_monitored_operation(top_level_field(record, event, "eventName"))
     )
 
 
@@ -249,7 +243,8 @@ def dedup(event):
     # One alert per caller, outside address and severity: later objects and operations join it,
     # while an escalation opens (and pages) an alert of its own instead of joining a quieter one.
     found = findings(event)
-    return ":".join([*found.caller, found.address, found.severity])[:PANTHER_FIELD_LIMIT]
+    account, principal_id = found.caller
+    return f"{account}:{principal_id}:{found.address}:{found.severity}"[:PANTHER_FIELD_LIMIT]
 
 
 def severity(event):

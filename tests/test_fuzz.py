@@ -368,7 +368,8 @@ def test_field_of_a_panther_event_answers_as_its_own_lookups(event, path, stray)
 def test_top_level_fields_copy_out_as_field_reads(event, names, stray):
     """Read in one go, and unwrapped: what a JSON copy of each makes is what field() finds."""
     wrapped = PantherEvent({**stray, **event})
-    found = cloudtrail_fields.top_level_fields(wrapped, names)
+    record = cloudtrail_fields.record_of(wrapped)
+    found = [cloudtrail_fields.top_level_field(record, wrapped, name) for name in names]
     expected = [cloudtrail_fields.field(wrapped, name) for name in names]
     copy = cloudtrail_context.json_safe
     assert [copy(value) for value in found] == [copy(value) for value in expected]
