@@ -9,7 +9,15 @@ import math
 from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 
-from cloudtrail_fields import actor, bucket_name, field, is_cross_account
+from cloudtrail_fields import (
+    absent_field,
+    accounts_differ,
+    actor,
+    bucket_name,
+    caller_account,
+    record_of,
+    top_level_field,
+)
 
 TRUNCATED = "...(truncated)"
 MAX_INT_BITS = 128
@@ -17,24 +25,25 @@ MAX_INT_BITS = 128
 SCALAR_FIELD_CHARS = 1024
 IDENTITY_CHARS = 16 * 1024
 
-# Context key -> path in the event: the seed's output fields plus what says where the call came in.
-EVENT_FIELDS = {
-    "eventName": ("eventName",),
-    "eventSource": ("eventSource",),
-    "awsRegion": ("awsRegion",),
-    "recipientAccountId": ("recipientAccountId",),
-    "sourceIPAddress": ("sourceIPAddress",),
-    "userAgent": ("userAgent",),
-    "vpcEndpointId": ("vpcEndpointId",),
-    "vpcEndpointAccountId": ("vpcEndpointAccountId",),
-    "errorCode": ("errorCode",),
+# The event's fields copied under their own names: the seed's output fields plus what says
+# where the call came in.
+EVENT_FIELDS = (
+    "eventName",
+    "eventSource",
+    "awsRegion",
+    "recipientAccountId",
+    "sourceIPAddress",
+    "userAgent",
+    "vpcEndpointId",
+    "vpcEndpointAccountId",
+    "errorCode",
     # The pivots an analyst searches with next.
-    "errorMessage": ("errorMessage",),
-    "eventTime": ("eventTime",),
-    "eventID": ("eventID",),
-    "requestID": ("requestID",),
-    "sharedEventID": ("sharedEventID",),
-}
+    "errorMessage",
+    "eventTime",
+    "eventID",
+    "requestID",
+    "sharedEventID",
+)
 
 
 def _cut(text, limit):
@@ -48,15 +57,75 @@ _encode = encode_basestring_ascii
 
 
 def json_safe(value, max_chars=SCALAR_FIELD_CHARS, max_items=64, max_depth=8):
-    """A plain JSON copy of value whose serialisation stays near max_chars characters.
+    """A plain JSON value for value whose serialisation stays near max_chars characters.
 
     Mappings become dicts with string keys, other sequences lists, non-finite floats and
-    unserialisable objects strings; what does not fit is replaced by a truncation marker.
+    unserialisable objects strings; what does not fit is replaced by a truncation marker. A
+    value that already is plain JSON within every bound is returned as it is, not copied: the
+    result is for serialising (as Panther does with an alert context), not for changing.
     """
-    # The common case inline: a plain str whose JSON fits the budget (see _copy_mapping).
-    if type(value) is str and len(value) < max_chars and len(_encode(value)) <= max_chars:
+    # The common cases inline: null or a bool, a plain str whose JSON fits the budget (see
+    # _copy_mapping), and a small record of strings such as a userIdentity (see _plain_left).
+    kind = type(value)
+    if kind in KEPT_AS_THEY_ARE:
+        return value
+    if kind is str:
+        if len(value) < max_chars and len(_encode(value)) <= max_chars:
+            return value
+    elif (kind is dict or kind is list) and _plain_left(value, max_chars, max_items, max_depth) > 0:
         return value
     return _copy(value, max_chars, max_items, max_depth)[0]
+
+
+KEPT_AS_THEY_ARE = frozenset({type(None), bool})
+
+# What _plain_left charges: each character of a key or str its widest JSON form (a character
+# beyond the BMP is a surrogate pair, \ud83d\ude00), and each item its slot (2), a key's
+# quotes (2) and its value's quotes or literal (at most 5, "false"). That is never less than
+# what _copy charges, so a value that fits this way is one _copy would copy whole, unchanged.
+WIDEST_CHAR_CHARS = 12
+ITEM_CHARS = 9
+# So a str of at most this many characters fits a scalar field's budget, whatever it holds.
+SHORT_TEXT_CHARS = (SCALAR_FIELD_CHARS - 2) // WIDEST_CHAR_CHARS
+
+
+def _plain_left(value, left, max_items, depth):
+    """The budget left after a dict or list made only of str keys, str, None, bool and such
+    containers, within every bound; 0 or less as soon as anything else is met or it may not fit.
+
+    Unlike _copy it need not encode a str to know its size, nor build anything: the common
+    record, nothing but short strings, is checked in a single pass for a quarter of the cost of
+    a copy. A container is entered only with budget left and charged when it ends (at least 9
+    per item), so little of a value that cannot fit is read.
+    """
+    if depth <= 0 or len(value) > max_items or left <= 0:
+        return 0
+    depth -= 1
+    chars = 0  # of keys and strings, since the budget was last charged
+    if type(value) is dict:
+        for key, item in value.items():
+            kind = type(item)
+            if type(key) is not str:
+                return 0
+            chars += len(key)
+            if kind is str:
+                chars += len(item)
+            elif kind is dict or kind is list:
+                left = _plain_left(item, left - WIDEST_CHAR_CHARS * chars, max_items, depth)
+                chars = 0
+            elif item is not None and kind is not bool:
+                return 0
+    else:
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                chars += len(item)
+            elif kind is dict or kind is list:
+                left = _plain_left(item, left - WIDEST_CHAR_CHARS * chars, max_items, depth)
+                chars = 0
+            elif item is not None and kind is not bool:
+                return 0
+    return left - WIDEST_CHAR_CHARS * chars - ITEM_CHARS * len(value)
 
 
 # Each _copy function takes the budget left, in characters of JSON, and returns the copy with
@@ -148,9 +217,26 @@ def _copy_sequence(value, left, max_items, depth):
 
 def network_activity_context(event):
     """The analyst's view of a network activity record; always JSON-serialisable and bounded."""
-    context = {key: json_safe(field(event, *path)) for key, path in EVENT_FIELDS.items()}
-    context["userIdentity"] = json_safe(field(event, "userIdentity"), max_chars=IDENTITY_CHARS)
+    # Read from the dict the event wraps, each dict or list as it is held there: copying it
+    # from there costs less than from the read-only copy the event's own lookup makes first.
+    record = record_of(event)
+    context = {}
+    for name in EVENT_FIELDS:
+        value = record.get(name, record)  # the record itself: not there as spelled
+        if value is record:
+            value = absent_field(event, name)
+        # Nearly all are short strings or null, kept without a call: what json_safe returns.
+        if (type(value) is str and len(value) <= SHORT_TEXT_CHARS) or value is None:
+            context[name] = value
+        else:
+            context[name] = json_safe(value)
+    if "userIdentity" in record:
+        identity = record["userIdentity"]
+    else:
+        identity = absent_field(event, "userIdentity")
+    context["userIdentity"] = json_safe(identity, max_chars=IDENTITY_CHARS)
     context["actor_user"] = actor(event)
     context["bucketName"] = json_safe(bucket_name(event))
-    context["crossAccount"] = is_cross_account(event)
+    owner = top_level_field(record, event, "vpcEndpointAccountId")
+    context["crossAccount"] = accounts_differ(caller_account(event), owner)
     return context

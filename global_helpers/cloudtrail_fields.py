@@ -7,6 +7,7 @@ redact or omit much of what management events carry.
 
 import re
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 UNKNOWN = "<unknown>"
 MAX_NAME_CHARS = 256
@@ -100,16 +101,25 @@ def positive_int(value, setting, maximum):
 
 def field(mapping, *path):
     """The value at path inside nested mappings, or None when any step is missing or no mapping."""
-    # Fast path: panther_core's PantherEvent offers the dict it wraps (raw_view). Where every key
-    # of path is in it as spelled and the value found is no dict or list, that value is what the
-    # event's own lookups return, without a case-insensitive copy built for each nested mapping.
+    # Fast path: panther_core's PantherEvent offers the dict it wraps (raw_view). A key found
+    # there as spelled, or found in no spelling at all, answers what the event's own lookups
+    # would, without the case-insensitive copy they build of each nested mapping and without
+    # the KeyError they raise and catch for each missing key (a network activity record lacks
+    # userAgent, requestParameters, resources, p_enrichment, ...). A key that may be there in
+    # another case, and a dict or list found, are left to the event's own lookups.
     value = getattr(mapping, "raw_view", None)
     if value is not None:
-        value = value()
+        value = record = value()
         for key in path:
-            if type(value) is not dict or key not in value:
+            if type(value) is not dict:
                 break
-            value = value[key]
+            found = value.get(key, _ABSENT)
+            if found is _ABSENT:
+                keys = _lowered_keys(mapping) if value is record else _lowered(value)
+                if keys is None or key.lower() in keys:
+                    break
+                return None
+            value = found
         else:
             if type(value) is not dict and type(value) is not list:
                 return value
@@ -119,6 +129,53 @@ def field(mapping, *path):
             return None
         value = value.get(key)
     return value
+
+
+_ABSENT = object()
+
+
+def record_of(mapping):
+    """The dict holding mapping's top-level fields as spelled: the one a PantherEvent wraps (with
+    its dicts and lists unwrapped: to copy out, not to read on), a plain dict itself, else an
+    empty one. A name it lacks is absent_field()'s to answer."""
+    view = getattr(mapping, "raw_view", None)
+    record = mapping if view is None else view()
+    return record if type(record) is dict else _NO_RECORD
+
+
+_NO_RECORD = MappingProxyType({})
+
+
+def absent_field(mapping, name):
+    """field(mapping, name) for a name record_of(mapping) lacks as spelled: None, unless a
+    PantherEvent may hold it in another case (its lowercased keys tell, without a lookup)."""
+    keys = _lowered_keys(mapping)
+    if keys is not None and name.lower() not in keys:
+        return None
+    return field(mapping, name)
+
+
+def top_level_field(record, mapping, name):
+    """field(mapping, name), read from record = record_of(mapping): cheaper than the event's
+    own lookup, a dict or list coming unwrapped."""
+    return record[name] if name in record else absent_field(mapping, name)
+
+
+def _lowered(keys):
+    """The keys lowercased, as PantherEvent matches them; None when one is no str (unknown)."""
+    try:
+        return frozenset(map(str.lower, keys))
+    except TypeError:
+        return None
+
+
+@once_per_event
+def _lowered_keys(event):
+    """A PantherEvent's top-level keys lowercased, every missing field being looked up in them;
+    None for anything else."""
+    view = getattr(event, "raw_view", None)
+    record = None if view is None else view()
+    return _lowered(record) if type(record) is dict else None
 
 
 def text(value):
@@ -144,10 +201,16 @@ def _first_name(event, paths):
     return None
 
 
+# The identity's type and account are each asked more than once per event (by actor() and
+# session_name(); by the rule's counter key and is_cross_account()): read once.
+
+
+@once_per_event
 def identity_type(event):
     return text(field(event, "userIdentity", "type"))
 
 
+@once_per_event
 def caller_account(event):
     """The AWS account the caller belongs to, when the record says."""
     return text(field(event, "userIdentity", "accountId"))
@@ -195,8 +258,13 @@ def actor(event):
 
 def is_cross_account(event):
     """Whether the caller and the endpoint owner are different accounts; None when unknown."""
-    caller = caller_account(event)
-    owner = text(field(event, "vpcEndpointAccountId"))
+    return accounts_differ(caller_account(event), field(event, "vpcEndpointAccountId"))
+
+
+def accounts_differ(caller, owner):
+    """is_cross_account() from caller_account() and the vpcEndpointAccountId field as read, for
+    a reader that already has them."""
+    owner = text(owner)
     if caller is None or owner is None:
         return None
     return caller != owner

@@ -17,7 +17,9 @@ from cloudtrail_fields import (
     event_names,
     positive_int,
     principal,
+    record_of,
     session_name,
+    top_level_field,
 )
 from ip_enrichment import is_matched, owner_label, source_ip_profile
 from public_ip import external_address_check
@@ -115,13 +117,20 @@ def rule(event):
     # Most selective tests first: most CloudTrail events are not network activity, and most
     # network activity comes from private addresses (a memoised lookup, nearly free). The
     # decision reads the event only: the key-value store never decides whether it matches.
+    record = record_of(event)  # read from the dict the event wraps: cheaper than its lookups
     return (
-        event.get("eventType") == "AwsVpceEvent"
-        and is_external_address(event.get("sourceIPAddress"))
-        and event.get("eventSource") == "s3.amazonaws.com"
-        and event.get("eventCategory") == "NetworkActivity"
-        and is_monitored_operation(event.get("eventName"))
+        top_level_field(record, event, "eventType") == "AwsVpceEvent"
+        and is_external_address(top_level_field(record, event, "sourceIPAddress"))
+        and is_s3_data_access(record, event)
         and not is_in_trusted_lookup_table(event)
+    )
+
+
+def is_s3_data_access(record, event):
+    return (
+        top_level_field(record, event, "eventSource") == "s3.amazonaws.com"
+        and top_level_field(record, event, "eventCategory") == "NetworkActivity"
+        and is_monitored_operation(top_level_field(record, event, "eventName"))
     )
 
 
@@ -130,15 +139,14 @@ def is_monitored_operation(name):
 
 
 def is_in_trusted_lookup_table(event):
-    return any(is_matched(event, table) for table in TRUSTED_TABLES)
+    return bool(TRUSTED_TABLES) and any(is_matched(event, table) for table in TRUSTED_TABLES)
 
 
-def outcome(event):
+def outcome(event, operation):
     kind = error_kind(event)
     if kind is not None:
         return kind
-    name = event.get("eventName")
-    if isinstance(name, str) and name in HIGH_IMPACT_OPERATIONS:
+    if isinstance(operation, str) and operation in HIGH_IMPACT_OPERATIONS:
         return "high_impact"
     return "allowed"
 
@@ -147,7 +155,7 @@ def outcome(event):
 
 
 class Findings:
-    """The outcome, the bulk count and the address profile of one matching event.
+    """The operation, outcome, bulk count and address profile of one matching event.
 
     Panther calls title(), dedup(), severity() and alert_context() on the same event object;
     the store must be counted once per event, so the findings of the latest event are kept.
@@ -156,7 +164,8 @@ class Findings:
     """
 
     def __init__(self, event):
-        self.outcome = outcome(event)
+        self.operation = event.get("eventName")
+        self.outcome = outcome(event, self.operation)
         self.succeeded = self.outcome in SUCCESSFUL_OUTCOMES
         # Who, from where: the dedup string's parts, and the counter's key with the outcome.
         self.caller = [caller_account(event) or UNKNOWN, principal(event) or UNKNOWN]
@@ -212,9 +221,10 @@ def title(event):
     found = findings(event)
     bucket = bucket_name(event)
     target = f"on {_short(bucket)}" if bucket else "(bucket not in record)"
-    operation = f"{TITLE_VERB[found.outcome]} {_short(event.get('eventName'))}"
-    code = event.get("errorCode")
-    if found.outcome == "failed" and isinstance(code, str):
+    operation = f"{TITLE_VERB[found.outcome]} {_short(found.operation)}"
+    # Only a failure shows its code (a denial says so in its verb): read only then.
+    code = event.get("errorCode") if found.outcome == "failed" else None
+    if isinstance(code, str):
         operation += f" ({_short(code)})"
     owner = owner_label(found.profile)
     where = f"{found.address} ({owner})" if owner else found.address
@@ -233,7 +243,8 @@ def dedup(event):
     # One alert per caller, outside address and severity: later objects and operations join it,
     # while an escalation opens (and pages) an alert of its own instead of joining a quieter one.
     found = findings(event)
-    return ":".join([*found.caller, found.address, found.severity])[:PANTHER_FIELD_LIMIT]
+    account, principal_id = found.caller
+    return f"{account}:{principal_id}:{found.address}:{found.severity}"[:PANTHER_FIELD_LIMIT]
 
 
 def severity(event):

@@ -287,3 +287,143 @@ def test_subclasses_of_plain_types_are_copied_as_their_base(value, expected):
     copied = ctx.json_safe(value)
     assert copied == expected
     assert json.loads(encoded(copied)) == expected
+
+
+# --- small records of strings: kept as they are ---------------------------------------------------
+# A dict or list of only str keys, str, None, bool and such containers is kept as it is, without
+# _copy, when it surely fits: 12 charged per character of a key or str, 9 per item. What json_safe
+# returns must be exactly what _copy returns, at every budget and bound.
+
+SMALL_RECORDS = st.recursive(
+    st.none() | st.booleans() | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+GENERAL_PATH = ctx._copy
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=SMALL_RECORDS | JSON_VALUES,
+    budget=st.integers(0, 2048) | st.sampled_from([ctx.IDENTITY_CHARS]),
+    max_items=st.integers(0, 6) | st.just(64),
+    max_depth=st.integers(0, 4) | st.just(8),
+)
+def test_json_safe_gives_exactly_what_the_general_path_does(value, budget, max_items, max_depth):
+    safe = ctx.json_safe(value, max_chars=budget, max_items=max_items, max_depth=max_depth)
+    assert safe == GENERAL_PATH(value, budget, max_items, max_depth)[0]
+    # Kept as it is only when it is plain JSON: what the general path makes of it serialises
+    # to the very same text.
+    if safe is value and isinstance(value, dict | list):
+        assert encoded(safe) == encoded(GENERAL_PATH(value, budget, max_items, max_depth)[0])
+
+
+@pytest.fixture
+def general_path_forbidden(monkeypatch):
+    def forbidden(value, left, max_items, depth):
+        raise AssertionError(f"general path for {value!r} with {left} left")
+
+    monkeypatch.setattr(ctx, "_copy", forbidden)
+
+
+@pytest.fixture
+def general_path_calls(monkeypatch):
+    calls = []
+
+    def spied(value, left, max_items, depth):
+        calls.append(value)
+        return GENERAL_PATH(value, left, max_items, depth)
+
+    monkeypatch.setattr(ctx, "_copy", spied)
+    return calls
+
+
+# (value, the least budget it is kept as it is with): 12 per character, 9 per item, +1.
+KEPT = [
+    ("record", {"k": "x"}, 12 * 2 + 9 + 1),
+    ("list", ["ab", None, True], 12 * 2 + 9 * 3 + 1),
+    ("nested", {"a": {"b": [False]}}, 12 * 2 + 9 * 3 + 1),
+    ("astral", {"\U0001f600": "\u202e"}, 12 * 2 + 9 + 1),
+    ("empty", {}, 1),
+    ("identity", ASSUMED_ROLE_IDENTITY, 4840),
+]
+
+
+@pytest.mark.usefixtures("general_path_forbidden")
+@pytest.mark.parametrize(("value", "budget"), [c[1:] for c in KEPT], ids=[c[0] for c in KEPT])
+def test_small_records_that_surely_fit_are_kept_as_they_are(value, budget):
+    assert ctx.json_safe(value, max_chars=budget) is value
+
+
+@pytest.mark.parametrize(("value", "budget"), [c[1:] for c in KEPT], ids=[c[0] for c in KEPT])
+def test_one_character_less_and_the_general_path_decides(general_path_calls, value, budget):
+    assert ctx.json_safe(value, max_chars=budget - 1) == GENERAL_PATH(value, budget - 1, 64, 8)[0]
+    assert general_path_calls[0] is value
+
+
+NOT_KEPT = [
+    # Items and depth at their bounds are kept; one more and the general path cuts.
+    ("items", ["a"] * 3, {"max_items": 2}, ["a", "a", f"{ctx.TRUNCATED} 1 more items"]),
+    ("depth", {"a": {"b": None}}, {"max_depth": 1}, {"a": ctx.TRUNCATED}),
+    # Anything but str keys, str, None, bool, dict and list.
+    ("int", {"a": 1}, {}, {"a": 1}),
+    ("float", [1.5], {}, [1.5]),
+    ("key-no-str", {1: "x"}, {}, {"1": "x"}),
+    ("str-subclass", [Name.GET], {}, ["GetObject"]),
+    ("tuple-inside", [("a",)], {}, [["a"]]),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "options", "expected"),
+    [c[1:] for c in NOT_KEPT],
+    ids=[c[0] for c in NOT_KEPT],
+)
+def test_other_records_go_the_general_way(general_path_calls, value, options, expected):
+    assert ctx.json_safe(value, **options) == expected
+    assert general_path_calls[0] is value
+
+
+@pytest.mark.usefixtures("general_path_forbidden")
+@pytest.mark.parametrize(
+    ("value", "options"), [(["a"] * 2, {"max_items": 2}), ({"a": {}}, {"max_depth": 2})]
+)
+def test_records_at_their_bounds_are_kept_as_they_are(value, options):
+    assert ctx.json_safe(value, **options) is value
+
+
+# --- the context's scalar fields ---------------------------------------------------------------
+# A str of at most 85 characters takes at most 85 * 12 + 2 = 1022 characters of JSON: kept
+# without a call to json_safe. One more, and it goes through json_safe, which measures it.
+
+
+@pytest.fixture
+def json_safe_calls(monkeypatch):
+    calls = []
+    general = ctx.json_safe
+
+    def spied(value, **options):
+        calls.append(value)
+        return general(value, **options)
+
+    monkeypatch.setattr(ctx, "json_safe", spied)
+    return calls
+
+
+def test_short_fields_are_kept_without_json_safe(json_safe_calls):
+    name = "\U0001f600" * ctx.SHORT_TEXT_CHARS
+    context = ctx.network_activity_context({"eventName": name, "errorCode": None})
+    assert context["eventName"] is name
+    assert context["errorCode"] is None
+    assert not any(value is name for value in json_safe_calls)
+
+
+def test_a_field_one_character_longer_is_measured_and_cut(json_safe_calls):
+    name = "\U0001f600" * (ctx.SHORT_TEXT_CHARS + 1)
+    context = ctx.network_activity_context({"eventName": name})
+    assert any(value is name for value in json_safe_calls)
+    # 86 * 12 + 2 = 1034 characters of JSON: cut to 1022 // 12 = 85 characters, marker included.
+    assert context["eventName"] == "\U0001f600" * (85 - len(ctx.TRUNCATED)) + ctx.TRUNCATED
+    assert ctx.SHORT_TEXT_CHARS == 85

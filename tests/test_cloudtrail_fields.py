@@ -1,6 +1,7 @@
 """Actor, caller, bucket and event-name extraction from every userIdentity and resource shape."""
 
 import json
+from types import MappingProxyType
 
 import pytest
 from panther_core.enriched_event import PantherEvent
@@ -269,7 +270,17 @@ def test_event_names_fail_loudly_naming_the_entry(values, message):
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [(("a", "b"), "x"), (("n",), 7), (("z",), None), (("a", "f"), 1.5)],
+    [
+        (("a", "b"), "x"),
+        (("n",), 7),
+        (("z",), None),
+        (("a", "f"), 1.5),
+        # Missing in every case: answered from the dict's keys, as the event's lookups would.
+        (("m",), None),
+        (("a", "m"), None),
+        # A key of the event's top level, looked up in a nested mapping that lacks it.
+        (("a", "n"), None),
+    ],
 )
 def test_field_reads_plain_values_of_a_panther_event_from_its_raw_view(path, expected):
     event = RawViewOnly({"a": {"b": "x", "f": 1.5}, "n": 7, "z": None})
@@ -284,6 +295,9 @@ PANTHER_LOOKUPS = [
     ("missing-after-a-hit", {"b": "x"}, ("a", "b"), None),
     ("no-mapping-midway", {"a": "s"}, ("a", "b"), None),
     ("empty-path", {"a": 1}, (), {"a": 1}),
+    # A key that is no str leaves the answer to the event's own lookups (which match in order).
+    ("top-level-key-beside-a-non-str-key", {"ErrorCode": "E", 1: "x"}, ("errorCode",), "E"),
+    ("nested-key-beside-a-non-str-key", {"u": {"Type": "Root", 1: "x"}}, ("u", "type"), "Root"),
 ]
 
 
@@ -320,6 +334,43 @@ def test_a_panther_event_is_asked_once_for_its_actor_and_bucket():
     assert fields.bucket_name(event) == "bucket-a"
 
 
+def test_a_panther_events_top_level_keys_are_lowercased_once_for_all_its_missing_fields(
+    monkeypatch,
+):
+    lowered = []
+
+    def counted(keys):
+        lowered.append(sorted(keys))
+        return frozenset(map(str.lower, keys))
+
+    monkeypatch.setattr(fields, "_lowered", counted)
+    event = PantherEvent({"eventName": "GetObject", "UserAgent": "aws-cli"})
+    assert [fields.field(event, name) for name in ("errorCode", "userAgent", "resources")] == [
+        None,
+        "aws-cli",
+        None,
+    ]
+    assert lowered == [["UserAgent", "eventName"]]
+    assert fields._lowered_keys(event) is fields._lowered_keys(event)
+
+
+def test_a_panther_event_is_asked_once_for_its_identity_type_and_account(monkeypatch):
+    reads = []
+    read = fields.field
+
+    def counted(mapping, *path):
+        reads.append(path)
+        return read(mapping, *path)
+
+    monkeypatch.setattr(fields, "field", counted)
+    event = PantherEvent({"userIdentity": {"type": "AssumedRole", "accountId": OWNER}})
+    assert [fields.identity_type(event), fields.caller_account(event)] * 2 == [
+        "AssumedRole",
+        OWNER,
+    ] * 2
+    assert reads == [("userIdentity", "type"), ("userIdentity", "accountId")]
+
+
 def test_the_next_event_gets_its_own_answers():
     first = PantherEvent({"requestParameters": {"bucketName": "a"}})
     second = PantherEvent({"requestParameters": {"bucketName": "b"}})
@@ -347,3 +398,100 @@ def test_a_plain_dict_is_asked_afresh_since_it_may_change():
 def test_remembered_helpers_keep_their_names():
     assert (fields.actor.__name__, fields.bucket_name.__name__) == ("actor", "bucket_name")
     assert fields.bucket_name.__doc__.startswith("requestParameters.bucketName")
+
+
+# --- top-level fields read from the event's dict ----------------------------------------------
+
+
+def top_level_fields(event, names):
+    record = fields.record_of(event)
+    return [fields.top_level_field(record, event, name) for name in names]
+
+
+TOP_LEVEL = [
+    ("as-spelled", {"eventName": "G", "n": 7}, ["eventName", "n"], ["G", 7]),
+    ("in-another-case", {"EventName": "G"}, ["eventName"], ["G"]),
+    ("missing", {"eventName": "G"}, ["userAgent", "eventName"], [None, "G"]),
+    ("null", {"errorCode": None}, ["errorCode"], [None]),
+    ("nested-as-held", {"u": {"Type": "Root"}, "r": [1]}, ["u", "r"], [{"Type": "Root"}, [1]]),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "names", "expected"), [c[1:] for c in TOP_LEVEL], ids=[c[0] for c in TOP_LEVEL]
+)
+def test_top_level_fields_of_a_panther_event(record, names, expected):
+    assert top_level_fields(PantherEvent(record), names) == expected
+
+
+def test_top_level_fields_hand_out_the_events_own_dicts_and_lists():
+    event = PantherEvent({"u": {"type": "Root"}, "r": [1]})
+    found = top_level_fields(event, ["u", "r"])
+    assert [type(value) for value in found] == [dict, list]
+    assert found[0] is event.raw_view()["u"]
+
+
+def test_top_level_fields_read_a_panther_event_through_its_dict_alone():
+    event = RawViewOnly({"eventName": "G", "u": {"type": "Root"}})
+    assert top_level_fields(event, ["eventName", "u", "missing"]) == [
+        "G",
+        {"type": "Root"},
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"eventName": "G", "EVENTNAME": "x"}, ["G", None]),  # a plain dict reads as spelled
+        ("eventName", [None, None]),
+        (None, [None, None]),
+    ],
+    ids=["plain-dict", "a-str", "none"],
+)
+def test_top_level_fields_of_anything_else_are_what_field_reads(event, expected):
+    assert top_level_fields(event, ["eventName", "userAgent"]) == expected
+
+
+def test_record_of_is_the_dict_to_read_as_spelled():
+    event = PantherEvent({"eventName": "G"})
+    assert fields.record_of(event) is event.raw_view()
+    record = {"eventName": "G"}
+    assert fields.record_of(record) is record
+    assert fields.record_of(MappingProxyType(record)) == {}
+    assert fields.record_of("eventName") == {}
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (PantherEvent({"ErrorCode": "E"}), "E"),
+        (PantherEvent({"eventName": "G"}), None),
+        (RawViewOnly({"eventName": "G"}), None),  # answered without a lookup through the event
+        ({"ErrorCode": "E"}, None),
+        (MappingProxyType({"errorCode": "E"}), "E"),
+        (None, None),
+    ],
+    ids=["other-case", "missing", "missing-no-lookup", "plain-dict", "other-mapping", "none"],
+)
+def test_absent_field_answers_as_field(event, expected):
+    assert fields.absent_field(event, "errorCode") == expected
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        PantherEvent({"eventType": "AwsVpceEvent"}),
+        PantherEvent({"EventType": "AwsVpceEvent"}),
+        PantherEvent({"eventtype": ["x"]}),
+        PantherEvent({}),
+        {"eventType": "AwsVpceEvent"},
+        {"EventType": "AwsVpceEvent"},
+        MappingProxyType({"eventType": "AwsVpceEvent"}),
+        None,
+    ],
+)
+def test_top_level_field_reads_as_field(event):
+    found = fields.top_level_field(fields.record_of(event), event, "eventType")
+    expected = fields.field(event, "eventType")
+    assert found == expected

@@ -10,6 +10,7 @@ import contextlib
 import ipaddress
 import json
 import math
+from collections.abc import Mapping
 from unittest import mock
 
 import pytest
@@ -321,6 +322,68 @@ def test_field_never_raises(event, path):
     cloudtrail_fields.field(event, *path)
     if isinstance(event, dict):
         cloudtrail_fields.field(PantherEvent(event), *path)
+
+
+def through_its_own_lookups(event, path):
+    """field(event, *path) as the event's own .get answers it at every step."""
+    value = event
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+# Names the helpers read, as CloudTrail spells them and in the other cases a parser might give.
+ANY_CASE_KEYS = st.builds(
+    lambda name, spelling: spelling(name),
+    st.sampled_from(sorted(FIELD_NAMES | {"userIdentity", "p_enrichment", "p_event_time"})),
+    st.sampled_from([str, str.lower, str.upper, str.title]),
+)
+
+
+@fuzz_settings()
+@given(
+    event=cloudtrail_events,
+    path=st.lists(ANY_CASE_KEYS | st.text(max_size=5), max_size=4),
+    stray=st.dictionaries(ANY_CASE_KEYS, nested_junk, max_size=3),
+)
+@example(event={"userIdentity": {"Type": "Root"}}, path=["userIdentity", "type"], stray={})
+@example(event={"a": {"b": 1}}, path=["A", "B"], stray={})
+@example(event={}, path=["x"], stray={})
+def test_field_of_a_panther_event_answers_as_its_own_lookups(event, path, stray):
+    """Its reads through the wrapped dict (hits, and keys missing in every case) change nothing."""
+    wrapped = PantherEvent({**stray, **event})
+    found = cloudtrail_fields.field(wrapped, *path)
+    expected = through_its_own_lookups(wrapped, path)
+    assert found is expected or found == expected
+
+
+@fuzz_settings()
+@given(
+    event=cloudtrail_events,
+    names=st.lists(ANY_CASE_KEYS, max_size=6),
+    stray=st.dictionaries(ANY_CASE_KEYS, nested_junk, max_size=3),
+)
+def test_top_level_fields_copy_out_as_field_reads(event, names, stray):
+    """Read in one go, and unwrapped: what a JSON copy of each makes is what field() finds."""
+    wrapped = PantherEvent({**stray, **event})
+    record = cloudtrail_fields.record_of(wrapped)
+    found = [cloudtrail_fields.top_level_field(record, wrapped, name) for name in names]
+    expected = [cloudtrail_fields.field(wrapped, name) for name in names]
+    copy = cloudtrail_context.json_safe
+    assert [copy(value) for value in found] == [copy(value) for value in expected]
+
+
+@pytest.mark.parametrize("view", EVENT_VIEWS.values(), ids=EVENT_VIEWS.keys())
+@fuzz_settings()
+@given(event=cloudtrail_events)
+@pinned_events
+def test_the_context_reads_each_field_as_the_helpers_do(view, event):
+    """The context reads the event's dict itself: what it says agrees with the helpers."""
+    context = cloudtrail_context.network_activity_context(view(event))
+    assert context["crossAccount"] is cloudtrail_fields.is_cross_account(view(event))
+    assert context["actor_user"] == cloudtrail_fields.actor(view(event))
 
 
 @fuzz_settings()
