@@ -236,7 +236,8 @@ def network_activity_context(event):
         identity = absent_field(event, "userIdentity")
     context["userIdentity"] = json_safe(identity, max_chars=IDENTITY_CHARS)
     context["actor_user"] = actor(event)
-    context["bucketName"] = json_safe(bucket_name(event))
+    bucket = bucket_name(event)  # a str or None
+    context["bucketName"] = bucket if bucket is None else json_safe(bucket)
     owner = top_level_field(record, event, "vpcEndpointAccountId")
     context["crossAccount"] = accounts_differ(caller_account(event), owner)
     return context

@@ -224,9 +224,9 @@ def session_name(event):
     """The assumed-role session name (often the person or workload), when the record says."""
     if identity_type(event) != "AssumedRole":
         return None
-    arn = text(field(event, "userIdentity", "arn"))
-    if arn is not None and "/" in arn:
-        return text(arn.rsplit("/", 1)[-1][:MAX_NAME_CHARS])
+    arn = field(event, "userIdentity", "arn")
+    if isinstance(arn, str) and "/" in arn:
+        return text(arn.rpartition("/")[2][:MAX_NAME_CHARS])
     caller = principal(event)
     if caller is not None and ":" in caller:
         return text(caller.split(":", 1)[1][:MAX_NAME_CHARS])

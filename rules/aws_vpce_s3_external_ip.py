@@ -264,6 +264,9 @@ def alert_context(event):
         "bulk": found.bulk,
         "stateUnavailable": found.window.unavailable,
     }
-    context["sourceIPEnrichment"] = json_safe(found.profile, max_chars=4096)
+    profile = found.profile  # a dict, or None when the enrichment says nothing
+    context["sourceIPEnrichment"] = (
+        profile if profile is None else json_safe(profile, max_chars=4096)
+    )
     context["overrides"] = OVERRIDES_IN_EFFECT
     return context
