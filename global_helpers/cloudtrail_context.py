@@ -94,9 +94,9 @@ def _plain_left(value, left, max_items, depth):
     containers, within every bound; 0 or less as soon as anything else is met or it may not fit.
 
     Unlike _copy it need not encode a str to know its size, nor build anything: the common
-    record, nothing but short strings, is checked in a single pass for a quarter of the cost of
-    a copy. A container is entered only with budget left and charged when it ends (at least 9
-    per item), so little of a value that cannot fit is read.
+    record, nothing but short strings, is checked in a single pass. A container is entered only
+    with budget left and charged when it ends (at least 9 per item), so little of a value that
+    cannot fit is read.
     """
     if depth <= 0 or len(value) > max_items or left <= 0:
         return 0
@@ -222,9 +222,7 @@ def network_activity_context(event):
     record = record_of(event)
     context = {}
     for name in EVENT_FIELDS:
-        value = record.get(name, record)  # the record itself: not there as spelled
-        if value is record:
-            value = absent_field(event, name)
+        value = record[name] if name in record else absent_field(event, name)
         # Nearly all are short strings or null, kept without a call: what json_safe returns.
         if (type(value) is str and len(value) <= SHORT_TEXT_CHARS) or value is None:
             context[name] = value

@@ -149,7 +149,9 @@ _NO_RECORD = MappingProxyType({})
 def absent_field(mapping, name):
     """field(mapping, name) for a name record_of(mapping) lacks as spelled: None, unless a
     PantherEvent may hold it in another case (its lowercased keys tell, without a lookup)."""
-    keys = _lowered_keys(mapping)
+    seen, keys = _lowered_top  # the event's keys at hand: a record lacks several fields
+    if mapping is not seen:
+        keys = _lowered_keys(mapping)
     if keys is not None and name.lower() not in keys:
         return None
     return field(mapping, name)
@@ -169,13 +171,23 @@ def _lowered(keys):
         return None
 
 
-@once_per_event
+# The last read-only event (a PantherEvent) whose top-level keys were lowercased, and those keys.
+_lowered_top = (None, None)
+
+
 def _lowered_keys(event):
-    """A PantherEvent's top-level keys lowercased, every missing field being looked up in them;
-    None for anything else."""
+    """A PantherEvent's top-level keys lowercased, every missing field being looked up in them
+    (worked out once for the last one); None for anything else."""
+    global _lowered_top  # noqa: PLW0603 (one event's keys, shared by all its missing fields)
+    seen, keys = _lowered_top
+    if event is seen:
+        return keys
     view = getattr(event, "raw_view", None)
     record = None if view is None else view()
-    return _lowered(record) if type(record) is dict else None
+    keys = _lowered(record) if type(record) is dict else None
+    if view is not None:
+        _lowered_top = (event, keys)
+    return keys
 
 
 def text(value):

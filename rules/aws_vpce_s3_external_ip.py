@@ -139,6 +139,7 @@ def is_monitored_operation(name):
 
 
 def is_in_trusted_lookup_table(event):
+    # No generator set up for the common case of no trusted tables.
     return bool(TRUSTED_TABLES) and any(is_matched(event, table) for table in TRUSTED_TABLES)
 
 

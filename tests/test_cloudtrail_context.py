@@ -363,6 +363,21 @@ def test_one_character_less_and_the_general_path_decides(general_path_calls, val
     assert general_path_calls[0] is value
 
 
+class EqualToAnything:
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        return "<equal to anything>"
+
+
+EQUAL_TO_ANYTHING = EqualToAnything()
+
 NOT_KEPT = [
     # Items and depth at their bounds are kept; one more and the general path cuts.
     ("items", ["a"] * 3, {"max_items": 2}, ["a", "a", f"{ctx.TRUNCATED} 1 more items"]),
@@ -373,6 +388,9 @@ NOT_KEPT = [
     ("key-no-str", {1: "x"}, {}, {"1": "x"}),
     ("str-subclass", [Name.GET], {}, ["GetObject"]),
     ("tuple-inside", [("a",)], {}, [["a"]]),
+    # Only None is null, whatever an object says it equals.
+    ("equal-to-anything", [EQUAL_TO_ANYTHING], {}, [repr(EQUAL_TO_ANYTHING)]),
+    ("equal-to-anything-in-a-dict", {"a": EQUAL_TO_ANYTHING}, {}, {"a": repr(EQUAL_TO_ANYTHING)}),
 ]
 
 
@@ -427,3 +445,22 @@ def test_a_field_one_character_longer_is_measured_and_cut(json_safe_calls):
     # 86 * 12 + 2 = 1034 characters of JSON: cut to 1022 // 12 = 85 characters, marker included.
     assert context["eventName"] == "\U0001f600" * (85 - len(ctx.TRUNCATED)) + ctx.TRUNCATED
     assert ctx.SHORT_TEXT_CHARS == 85
+
+
+def test_a_field_equal_to_anything_is_no_null():
+    context = ctx.network_activity_context({"errorCode": EQUAL_TO_ANYTHING})
+    assert context["errorCode"] == repr(EQUAL_TO_ANYTHING)
+    json.dumps(context, allow_nan=False)
+
+
+def test_the_context_reads_a_panther_event_through_its_dict_alone():
+    record = {
+        "eventName": "GetObject",
+        "vpcEndpointAccountId": "123456789012",
+        "userIdentity": {"type": "AWSAccount", "principalId": "P", "accountId": "777788889999"},
+    }
+    context = ctx.network_activity_context(RawViewOnly(record))
+    assert context["eventName"] == "GetObject"
+    assert context["userAgent"] is None
+    assert context["userIdentity"] == record["userIdentity"]
+    assert context["crossAccount"] is True
