@@ -95,6 +95,8 @@ def _short_name(name):
 
 def source_ip_profile(event, trusted_tables=()):
     """Everything the enrichment says about sourceIPAddress, or None when it says nothing."""
+    if not isinstance(field(event, "p_enrichment"), Mapping):
+        return None  # no table matched anything in this event: the common case, said at once
     asn_rows = matches(event, ASN_TABLE)
     location_rows = matches(event, LOCATION_TABLE)
     privacy_rows = matches(event, PRIVACY_TABLE)

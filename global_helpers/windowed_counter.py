@@ -9,12 +9,13 @@ one retry, and after a failure the store is left alone for a while instead of be
 for every event of a large batch.
 """
 
+import functools
 import hashlib
 import os
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from cloudtrail_fields import field
@@ -32,7 +33,8 @@ MAX_COUNT = 10**12  # a larger value is no count this code wrote
 # Panther's p_event_time ("2026-11-20 09:14:03.000000000") and CloudTrail's eventTime
 # ("2026-11-20T09:14:03Z"); fractions beyond microseconds are dropped before parsing.
 _EVENT_TIME = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,6})\d*)?(Z|[+-]\d{2}:\d{2})?"
+    r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,6})\d*)?(Z|[+-]\d{2}:\d{2})?",
+    re.ASCII,  # int() would read other scripts' digits, which no ISO 8601 time holds
 )
 
 
@@ -61,11 +63,36 @@ def _epoch(value):
     if found is None:
         return None
     day, clock, fraction, zone = found.groups()
+    if zone is None or zone == "Z":
+        return _utc_epoch(day, clock, fraction)
     stamp = f"{day}T{clock}.{fraction or '0'}{'+00:00' if zone in (None, 'Z') else zone}"
     try:
         return datetime.fromisoformat(stamp).astimezone(UTC).timestamp()
     except (ValueError, OverflowError):
         return None
+
+
+def _utc_epoch(day, clock, fraction):
+    """_epoch() of a UTC time (the two forms a live event carries), without building a datetime
+    per event: the day's midnight is looked up, and the sum is what timestamp() computes."""
+    midnight = _utc_midnight(day)
+    hours, minutes, seconds = int(clock[:2]), int(clock[3:5]), int(clock[6:])
+    if midnight is None or hours > 23 or minutes > 59 or seconds > 59:
+        return None
+    whole = midnight + hours * 3600 + minutes * 60 + seconds
+    return (whole * 1_000_000 + int((fraction or "0").ljust(6, "0"))) / 1_000_000
+
+
+@functools.lru_cache(maxsize=1024)
+def _utc_midnight(day):
+    """Epoch seconds at the start of a YYYY-MM-DD day (UTC), or None for a day that is none."""
+    try:
+        return (date.fromisoformat(day).toordinal() - _EPOCH_ORDINAL) * 86400
+    except ValueError:
+        return None
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def window_start(epoch_seconds, window_seconds):

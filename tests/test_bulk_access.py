@@ -14,6 +14,9 @@ from decimal import Decimal
 import boto3
 import botocore.exceptions
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis_profiles import fuzz_settings
 from moto.core.botocore_stubber import MockRawResponse
 from panther_core.enriched_event import PantherEvent
 from repo import yaml_test
@@ -305,6 +308,11 @@ def test_as_count(value, count):
         ({"eventTime": "2026-W47-5"}, None),
         ({"eventTime": "2026-13-40T09:14:03Z"}, None),
         ({"eventTime": "0001-01-01T00:00:00+01:00"}, None),
+        ({"eventTime": "2026-11-20T24:00:00Z"}, None),
+        ({"eventTime": "2026-11-20T09:60:00Z"}, None),
+        ({"eventTime": "2026-11-20T09:14:60Z"}, None),
+        ({"eventTime": "2026-11-20T09:14:03.5Z"}, "2026-11-20T09:14:03.500000+00:00"),
+        ({"eventTime": "2026-11-20T0\uff19:14:03Z"}, None),
         ({"eventTime": 1_795_165_200}, None),
         ({}, None),
     ],
@@ -318,6 +326,11 @@ def test_as_count(value, count):
         "week-date",
         "impossible-date",
         "before-year-one",
+        "hour-24",
+        "minute-60",
+        "second-60",
+        "one-fraction-digit",
+        "fullwidth-digit",
         "number",
         "none",
     ],
@@ -326,6 +339,42 @@ def test_event_epoch(fields, expected):
     seconds = windowed_counter.event_epoch(fields)
     shown = None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
     assert shown == expected
+
+
+def _epoch_by_datetime(text):
+    """What an event time means, read by datetime itself: the reference for event_epoch()."""
+    found = windowed_counter._EVENT_TIME.fullmatch(text.strip())
+    if found is None:
+        return None
+    day, clock, fraction, zone = found.groups()
+    stamp = f"{day}T{clock}.{fraction or '0'}{'+00:00' if zone in (None, 'Z') else zone}"
+    try:
+        return datetime.fromisoformat(stamp).astimezone(UTC).timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
+def _two_digits(last):
+    """Two digits, mostly from 00 to just past the last valid value, sometimes anything."""
+    return st.one_of(st.integers(0, last + 1), st.integers(0, 99)).map("{:02d}".format)
+
+
+# Every part of the form inside, at and past its bounds: impossible dates and clocks, years 0
+# and 1, fractions longer than microseconds, zones that overflow.
+EVENT_TIMES = st.tuples(
+    st.sampled_from(["0000", "0001", "1969", "1970", "2026", "2028", "9999"]),
+    st.tuples(_two_digits(12), _two_digits(31)).map(lambda month_day: "-" + "-".join(month_day)),
+    st.sampled_from("T "),
+    st.tuples(_two_digits(23), _two_digits(59), _two_digits(59)).map(":".join),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,9}", fullmatch=True)),
+    st.sampled_from(["", "Z", "+00:00", "+01:00", "-05:30", "+23:59"]),
+).map("".join)
+
+
+@fuzz_settings()
+@given(text=EVENT_TIMES)
+def test_event_epoch_reads_every_time_as_datetime_does(text):
+    assert windowed_counter.event_epoch({"eventTime": text}) == _epoch_by_datetime(text)
 
 
 @pytest.mark.parametrize(
