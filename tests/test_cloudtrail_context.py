@@ -345,6 +345,8 @@ KEPT = [
     ("record", {"k": "x"}, 12 * 2 + 9 + 1),
     ("list", ["ab", None, True], 12 * 2 + 9 * 3 + 1),
     ("nested", {"a": {"b": [False]}}, 12 * 2 + 9 * 3 + 1),
+    # A list's strings before a container are charged before it is entered.
+    ("list-then-record", ["abcd", {"k": "v"}], 12 * 6 + 9 * 3 + 1),
     ("astral", {"\U0001f600": "\u202e"}, 12 * 2 + 9 + 1),
     ("empty", {}, 1),
     ("identity", ASSUMED_ROLE_IDENTITY, 4840),
@@ -430,8 +432,9 @@ def json_safe_calls(monkeypatch):
     return calls
 
 
-def test_short_fields_are_kept_without_json_safe(json_safe_calls):
-    name = "\U0001f600" * ctx.SHORT_TEXT_CHARS
+@pytest.mark.parametrize("length", [1, ctx.SHORT_TEXT_CHARS], ids=["one", "at-the-bound"])
+def test_short_fields_are_kept_without_json_safe(json_safe_calls, length):
+    name = "\U0001f600" * length
     context = ctx.network_activity_context({"eventName": name, "errorCode": None})
     assert context["eventName"] is name
     assert context["errorCode"] is None

@@ -203,6 +203,42 @@ def test_is_cross_account(case, event, expected):
     assert fields.is_cross_account(event) is expected
 
 
+def _assumed(**identity):
+    return {"userIdentity": {"type": "AssumedRole", **identity}}
+
+
+SESSION_CASES = [
+    ("from the ARN", _assumed(arn=f"arn:aws:sts::{OWNER}:assumed-role/Etl/etl-1"), "etl-1"),
+    ("from the principal without an ARN", _assumed(principalId="AROAEXAMPLE:etl-2"), "etl-2"),
+    (
+        "from the principal when the ARN has no slash",
+        _assumed(arn="arn:aws:sts::assumed-role", principalId="AROAEXAMPLE:etl-3"),
+        "etl-3",
+    ),
+    (
+        "from the principal when the ARN is no string",
+        _assumed(arn=7, principalId="AROAEXAMPLE:etl-4"),
+        "etl-4",
+    ),
+    ("an ARN ending in a slash names none", _assumed(arn="arn:aws:sts::1:assumed-role/Etl/"), None),
+    ("a principal without a colon names none", _assumed(principalId="AROAEXAMPLE"), None),
+    ("cut to 256 characters", _assumed(arn="role/" + "s" * 300), "s" * 256),
+    (
+        "not an assumed role",
+        {"userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/bob"}},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "event", "expected"), SESSION_CASES, ids=[c[0] for c in SESSION_CASES]
+)
+@pytest.mark.parametrize("wrap", [dict, PantherEvent], ids=["dict", "PantherEvent"])
+def test_session_name(case, event, expected, wrap):
+    assert fields.session_name(wrap(event)) == expected
+
+
 @pytest.mark.parametrize(
     ("event", "account", "principal", "kind"),
     [

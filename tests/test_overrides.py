@@ -65,6 +65,20 @@ def test_bulk_access_overrides_set_the_threshold_and_window(edited_rule):
     assert (overrides["BULK_ACCESS_OPERATIONS"], overrides["BULK_ACCESS_WINDOW_MINUTES"]) == (3, 10)
 
 
+TOR_READ = yaml_test("Tor exit node raises a read to HIGH")["Log"]
+
+
+@pytest.mark.parametrize(
+    ("floor", "expected"),
+    [("LOW", "DEFAULT"), ("MEDIUM", "DEFAULT"), ("HIGH", "HIGH"), ("CRITICAL", "CRITICAL")],
+)
+def test_the_anonymised_floor_raises_only_what_ranks_below_it(edited_rule, floor, expected):
+    # DEFAULT is the YAML's Medium: a MEDIUM floor leaves it as it is.
+    rule = edited_rule(ANONYMISED_FLOOR=floor)
+    with mock.patch.object(rule, "increment_counter", KeyValueStore().increment_counter):
+        assert rule.severity(PantherEvent(TOR_READ)) == expected
+
+
 def test_trusted_lookup_tables_trust_what_panther_matched_in_them(edited_rule, rule_module):
     matched = {"corp_egress": {"sourceIPAddress": {"cidr": "198.199.88.0/24"}}}
     other = {"partner_ranges": {"sourceIPAddress": [{"cidr": "198.199.88.0/24"}]}}
@@ -91,6 +105,7 @@ def test_trusted_lookup_tables_trust_what_panther_matched_in_them(edited_rule, r
         ({"BULK_ACCESS_OPERATIONS": 0}, "BULK_ACCESS_OPERATIONS must be a whole number"),
         ({"BULK_ACCESS_OPERATIONS": "100"}, "got '100'"),
         ({"BULK_ACCESS_OPERATIONS": True}, "got True"),
+        ({"BULK_ACCESS_OPERATIONS": 10**9 + 1}, "from 1 to 1000000000, got 1000000001"),
         ({"BULK_ACCESS_WINDOW_MINUTES": 1441}, "from 1 to 1440, got 1441"),
         ({"BULK_ACCESS_WINDOW_MINUTES": 7.5}, "got 7.5"),
     ],
@@ -104,6 +119,7 @@ def test_trusted_lookup_tables_trust_what_panther_matched_in_them(edited_rule, r
         "zero-operations",
         "operations-as-text",
         "operations-as-bool",
+        "operations-over-a-billion",
         "window-over-a-day",
         "window-fraction",
     ],
