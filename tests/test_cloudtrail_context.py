@@ -384,6 +384,8 @@ NOT_KEPT = [
     # Items and depth at their bounds are kept; one more and the general path cuts.
     ("items", ["a"] * 3, {"max_items": 2}, ["a", "a", f"{ctx.TRUNCATED} 1 more items"]),
     ("depth", {"a": {"b": None}}, {"max_depth": 1}, {"a": ctx.TRUNCATED}),
+    ("no-depth", {"a": "b"}, {"max_depth": 0}, ctx.TRUNCATED),
+    ("negative-depth", {"a": "b"}, {"max_depth": -1}, ctx.TRUNCATED),
     # Anything but str keys, str, None, bool, dict and list.
     ("int", {"a": 1}, {}, {"a": 1}),
     ("float", [1.5], {}, [1.5]),

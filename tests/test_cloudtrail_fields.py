@@ -203,6 +203,30 @@ def test_is_cross_account(case, event, expected):
     assert fields.is_cross_account(event) is expected
 
 
+ERROR_KINDS = [
+    ("VpceAccessDenied", "denied"),
+    ("AccessDenied", "denied"),
+    ("KMS.AccessDenied", "denied"),  # any code ending so is a refusal
+    ("AllAccessDisabled", "denied"),
+    ("ExpiredToken", "denied"),
+    ("InvalidAccessKeyId", "denied"),
+    ("InvalidToken", "denied"),
+    ("SignatureDoesNotMatch", "denied"),
+    ("UnauthorizedAccess", "denied"),
+    ("NoSuchKey", "failed"),
+    ("SlowDown", "failed"),
+    (503, "failed"),  # an error all the same, if not a code this module knows
+    ("", None),
+    (None, None),
+]
+
+
+@pytest.mark.parametrize(("code", "kind"), ERROR_KINDS, ids=[str(c[0]) for c in ERROR_KINDS])
+@pytest.mark.parametrize("wrap", [dict, PantherEvent], ids=["dict", "PantherEvent"])
+def test_error_kind(code, kind, wrap):
+    assert fields.error_kind(wrap({"errorCode": code})) == kind
+
+
 def _assumed(**identity):
     return {"userIdentity": {"type": "AssumedRole", **identity}}
 
