@@ -69,14 +69,23 @@ TOR_READ = yaml_test("Tor exit node raises a read to HIGH")["Log"]
 
 
 @pytest.mark.parametrize(
-    ("floor", "expected"),
-    [("LOW", "DEFAULT"), ("MEDIUM", "DEFAULT"), ("HIGH", "HIGH"), ("CRITICAL", "CRITICAL")],
+    ("floor", "operation", "expected"),
+    [
+        ("LOW", "GetObject", "DEFAULT"),
+        ("MEDIUM", "GetObject", "DEFAULT"),
+        ("HIGH", "GetObject", "HIGH"),
+        ("CRITICAL", "GetObject", "CRITICAL"),
+        ("HIGH", "DeleteObject", "HIGH"),
+        ("CRITICAL", "DeleteObject", "CRITICAL"),
+    ],
 )
-def test_the_anonymised_floor_raises_only_what_ranks_below_it(edited_rule, floor, expected):
+def test_the_anonymised_floor_raises_only_what_ranks_below_it(
+    edited_rule, floor, operation, expected
+):
     # DEFAULT is the YAML's Medium: a MEDIUM floor leaves it as it is.
     rule = edited_rule(ANONYMISED_FLOOR=floor)
     with mock.patch.object(rule, "increment_counter", KeyValueStore().increment_counter):
-        assert rule.severity(PantherEvent(TOR_READ)) == expected
+        assert rule.severity(PantherEvent({**TOR_READ, "eventName": operation})) == expected
 
 
 def test_trusted_lookup_tables_trust_what_panther_matched_in_them(edited_rule, rule_module):

@@ -365,6 +365,21 @@ def test_title_without_any_identity_reads_well(rule_module):
     )
 
 
+@pytest.mark.parametrize(
+    ("code", "shown"),
+    [
+        ("NoSuchKey", "S3 DeleteObject (NoSuchKey) "),
+        ("", "S3 DeleteObject on "),
+        (None, "S3 DeleteObject on "),
+    ],
+    ids=["failed", "empty-code", "no-code"],
+)
+def test_only_a_failure_shows_its_error_code(rule_module, code, shown):
+    changes = {"eventName": "DeleteObject", "errorCode": code}
+    title = rule_module.title(event(requestParameters={"bucketName": "b"}, **changes))
+    assert title.startswith(shown)
+
+
 def test_alert_context_reports_the_overrides_in_effect(rule_module):
     context = rule_module.alert_context(event())
     assert context["overrides"] == {
