@@ -368,7 +368,7 @@ def test_title_without_any_identity_reads_well(rule_module):
 @pytest.mark.parametrize(
     ("code", "shown"),
     [
-        ("NoSuchKey", "S3 DeleteObject (NoSuchKey) "),
+        ("NoSuchKey", "Failed S3 DeleteObject (NoSuchKey) "),
         ("", "S3 DeleteObject on "),
         (None, "S3 DeleteObject on "),
     ],
