@@ -347,6 +347,7 @@ KEPT = [
     ("nested", {"a": {"b": [False]}}, 12 * 2 + 9 * 3 + 1),
     # A list's strings before a container are charged before it is entered.
     ("list-then-record", ["abcd", {"k": "v"}], 12 * 6 + 9 * 3 + 1),
+    ("record-of-null-and-bool", {"k": None, "f": True}, 12 * 2 + 9 * 2 + 1),
     ("astral", {"\U0001f600": "\u202e"}, 12 * 2 + 9 + 1),
     ("empty", {}, 1),
     ("identity", ASSUMED_ROLE_IDENTITY, 4840),
