@@ -203,6 +203,18 @@ def test_is_cross_account(case, event, expected):
     assert fields.is_cross_account(event) is expected
 
 
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [(0, False), (1, True), (1440, True), (1441, False), (True, False), (1.0, False)],
+)
+def test_positive_int_takes_whole_numbers_from_1_to_the_maximum(value, accepted):
+    if accepted:
+        assert fields.positive_int(value, "SETTING", 1440) == value
+    else:
+        with pytest.raises(ValueError, match="SETTING must be a whole number from 1 to 1440"):
+            fields.positive_int(value, "SETTING", 1440)
+
+
 ERROR_KINDS = [
     ("VpceAccessDenied", "denied"),
     ("AccessDenied", "denied"),
@@ -424,10 +436,9 @@ def test_a_panther_event_is_asked_once_for_its_identity_type_and_account(monkeyp
 
     monkeypatch.setattr(fields, "field", counted)
     event = PantherEvent({"userIdentity": {"type": "AssumedRole", "accountId": OWNER}})
-    assert [fields.identity_type(event), fields.caller_account(event)] * 2 == [
-        "AssumedRole",
-        OWNER,
-    ] * 2
+    answers = [fields.identity_type(event), fields.caller_account(event)]
+    answers += [fields.identity_type(event), fields.caller_account(event)]
+    assert answers == ["AssumedRole", OWNER, "AssumedRole", OWNER]
     assert reads == [("userIdentity", "type"), ("userIdentity", "accountId")]
 
 

@@ -380,6 +380,20 @@ def test_only_a_failure_shows_its_error_code(rule_module, code, shown):
     assert title.startswith(shown)
 
 
+def test_severities_rank_as_panther_orders_them_with_default_as_medium(rule_module):
+    rank = rule_module.SEVERITY_RANK
+    assert sorted(rank, key=rank.__getitem__) == [
+        "INFO",
+        "LOW",
+        "DEFAULT",
+        "MEDIUM",
+        "HIGH",
+        "CRITICAL",
+    ]
+    assert len(set(rank.values())) == 5
+    assert rank["DEFAULT"] == rank["MEDIUM"]
+
+
 def test_alert_context_reports_the_overrides_in_effect(rule_module):
     context = rule_module.alert_context(event())
     assert context["overrides"] == {
