@@ -380,6 +380,18 @@ def test_only_a_failure_shows_its_error_code(rule_module, code, shown):
     assert title.startswith(shown)
 
 
+def test_a_session_named_as_its_role_is_not_named_twice(rule_module):
+    identity = {
+        "type": "AssumedRole",
+        "principalId": "AROAIOSFODNN7EXAMPLE:DataPipeline",
+        "arn": "arn:aws:sts::123456789012:assumed-role/DataPipeline/DataPipeline",
+        "accountId": "123456789012",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "DataPipeline"}},
+    }
+    title = rule_module.title(event(userIdentity=identity))
+    assert " by DataPipeline from " in title
+
+
 def test_severities_rank_as_panther_orders_them_with_default_as_medium(rule_module):
     rank = rule_module.SEVERITY_RANK
     assert sorted(rank, key=rank.__getitem__) == [
