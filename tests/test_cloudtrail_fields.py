@@ -258,6 +258,7 @@ SESSION_CASES = [
     ),
     ("an ARN ending in a slash names none", _assumed(arn="arn:aws:sts::1:assumed-role/Etl/"), None),
     ("a principal without a colon names none", _assumed(principalId="AROAEXAMPLE"), None),
+    ("all after the principal's first colon", _assumed(principalId="AROAEXAMPLE:a:b"), "a:b"),
     ("cut to 256 characters", _assumed(arn="role/" + "s" * 300), "s" * 256),
     (
         "not an assumed role",

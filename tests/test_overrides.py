@@ -1,5 +1,6 @@
 """Each override takes effect when a user edits its assignment, and a bad value fails loudly."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,18 @@ def test_bulk_access_overrides_set_the_threshold_and_window(edited_rule):
     assert later == "DEFAULT"
     overrides = rule.alert_context(event())["overrides"]
     assert (overrides["BULK_ACCESS_OPERATIONS"], overrides["BULK_ACCESS_WINDOW_MINUTES"]) == (3, 10)
+
+
+def test_the_enrichment_in_the_context_stays_bounded_whatever_the_table_names(edited_rule):
+    # Alert functions are also called on events that do not match (unit tests, replays).
+    table = "t" * 5000
+    rule = edited_rule(TRUSTED_LOOKUP_TABLES=[table])
+    matched = {table: {"sourceIPAddress": {"cidr": "198.199.88.0/24"}}}
+    with mock.patch.object(rule, "increment_counter", KeyValueStore().increment_counter):
+        enrichment = rule.alert_context(event(p_enrichment=matched))["sourceIPEnrichment"]
+    assert enrichment["trustedLookupTables"] != [table]
+    # json_safe's bound: the budget, plus at most one marker per level of nesting.
+    assert len(json.dumps(enrichment, separators=(",", ":"))) <= 4096 + 8 * 64
 
 
 TOR_READ = yaml_test("Tor exit node raises a read to HIGH")["Log"]
