@@ -191,7 +191,7 @@ def toml_string(text):
 
 def report(outcomes, equivalents, only, elapsed):
     counts = Counter()
-    unexplained, broken, surviving_keys = [], [], set()
+    unexplained, broken, surviving_keys, timed_out_keys = [], [], set(), set()
     for item, result in outcomes:
         if result.worker_outcome != WorkerOutcome.NORMAL or result.test_outcome not in (
             TestOutcome.KILLED,
@@ -202,6 +202,10 @@ def report(outcomes, equivalents, only, elapsed):
         elif result.test_outcome == TestOutcome.KILLED:
             counts["killed"] += 1
             counts["timed out"] += result.output == "timeout"
+            if result.output == "timeout" and mutant_key(item, result) in equivalents:
+                # A listed equivalent that only ran out of time was slowed, not killed: on a
+                # loaded machine that says nothing about whether its entry is still needed.
+                timed_out_keys.add(mutant_key(item, result))
         elif mutant_key(item, result) in equivalents:
             counts["equivalent"] += 1
             surviving_keys.add(mutant_key(item, result))
@@ -209,7 +213,7 @@ def report(outcomes, equivalents, only, elapsed):
             counts["survived"] += 1
             unexplained.append((item, result))
     in_scope = [key for key in equivalents if not only or key[0] in only]
-    stale = sorted(key for key in in_scope if key not in surviving_keys)
+    stale = sorted(key for key in in_scope if key not in surviving_keys | timed_out_keys)
 
     for item, result in broken:
         print(f"NOT RUN ({result.worker_outcome}, {result.test_outcome})\n{describe(item, result)}")
@@ -223,6 +227,8 @@ def report(outcomes, equivalents, only, elapsed):
             print(entry_for(item, result))
     for key in stale:
         print(f"STALE equivalent entry (no longer a surviving mutant): {key}")
+    for key in sorted(timed_out_keys):
+        print(f"listed equivalent ran out of time (not counted stale): {key}")
 
     total = sum(counts[k] for k in ("killed", "equivalent", "survived", "not run"))
     print(
