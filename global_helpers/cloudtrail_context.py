@@ -5,6 +5,7 @@ rejects NaN; so everything copied from the event goes through ``json_safe``, whi
 finite, size-bounded JSON values whatever the event holds.
 """
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring_ascii
@@ -89,6 +90,9 @@ ITEM_CHARS = 9
 SHORT_TEXT_CHARS = (SCALAR_FIELD_CHARS - 2) // WIDEST_CHAR_CHARS
 
 
+_NO_KEYS = itertools.repeat("")
+
+
 def _plain_left(value, left, max_items, depth):
     """The budget left after a dict or list made only of str keys, str, None, bool and such
     containers, within every bound; 0 or less as soon as anything else is met or it may not fit.
@@ -102,29 +106,20 @@ def _plain_left(value, left, max_items, depth):
         return 0
     depth -= 1
     chars = 0  # of keys and strings, since the budget was last charged
-    if type(value) is dict:
-        for key, item in value.items():
-            kind = type(item)
-            if type(key) is not str:
-                return 0
-            chars += len(key)
-            if kind is str:
-                chars += len(item)
-            elif kind is dict or kind is list:
-                left = _plain_left(item, left - WIDEST_CHAR_CHARS * chars, max_items, depth)
-                chars = 0
-            elif item is not None and kind is not bool:
-                return 0
-    else:
-        for item in value:
-            kind = type(item)
-            if kind is str:
-                chars += len(item)
-            elif kind is dict or kind is list:
-                left = _plain_left(item, left - WIDEST_CHAR_CHARS * chars, max_items, depth)
-                chars = 0
-            elif item is not None and kind is not bool:
-                return 0
+    # A list's items come as a dict's values would, each with an empty key.
+    pairs = value.items() if type(value) is dict else zip(_NO_KEYS, value, strict=False)
+    for key, item in pairs:
+        kind = type(item)
+        if type(key) is not str:
+            return 0
+        chars += len(key)
+        if kind is str:
+            chars += len(item)
+        elif kind is dict or kind is list:
+            left = _plain_left(item, left - WIDEST_CHAR_CHARS * chars, max_items, depth)
+            chars = 0
+        elif item is not None and kind is not bool:
+            return 0
     return left - WIDEST_CHAR_CHARS * chars - ITEM_CHARS * len(value)
 
 
@@ -228,10 +223,7 @@ def network_activity_context(event):
             context[name] = value
         else:
             context[name] = json_safe(value)
-    if "userIdentity" in record:
-        identity = record["userIdentity"]
-    else:
-        identity = absent_field(event, "userIdentity")
+    identity = top_level_field(record, event, "userIdentity")
     context["userIdentity"] = json_safe(identity, max_chars=IDENTITY_CHARS)
     context["actor_user"] = actor(event)
     bucket = bucket_name(event)  # a str or None

@@ -65,7 +65,7 @@ def _epoch(value):
     day, clock, fraction, zone = found.groups()
     if zone is None or zone == "Z":
         return _utc_epoch(day, clock, fraction)
-    stamp = f"{day}T{clock}.{fraction or '0'}{'+00:00' if zone in (None, 'Z') else zone}"
+    stamp = f"{day}T{clock}.{fraction or '0'}{zone}"
     try:
         return datetime.fromisoformat(stamp).astimezone(UTC).timestamp()
     except (ValueError, OverflowError):
