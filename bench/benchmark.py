@@ -562,9 +562,31 @@ def engine_rule(rule_id, path):
     return loaded
 
 
+def with_standard_fields(record):
+    """The record as Panther's log processing hands it to a rule: with the p_ fields it adds to
+    every CloudTrail event (event time in its own format, source, row id, indicator lists)."""
+    identity = record.get("userIdentity", {})
+    issuer = identity.get("sessionContext", {}).get("sessionIssuer", {})
+    arns = [identity.get("arn"), issuer.get("arn")]
+    return {
+        **record,
+        "p_log_type": "AWS.CloudTrail",
+        "p_event_time": record["eventTime"].replace("T", " ").replace("Z", ".000000000"),
+        "p_parse_time": "2026-11-20 07:58:11.902415735",
+        "p_row_id": "8a5f3c2e9b7d41f6a0c3e5d7b9f10e2a",
+        "p_source_id": "3f9a7c1e-5b2d-4e8f-9a6c-0d4b2e8f1a7c",
+        "p_source_label": "org-trail",
+        "p_any_ip_addresses": [record["sourceIPAddress"]],
+        "p_any_aws_account_ids": sorted(
+            {record["recipientAccountId"], identity.get("accountId", record["recipientAccountId"])}
+        ),
+        "p_any_aws_arns": [arn for arn in arns if isinstance(arn, str)],
+    }
+
+
 def panther_events(record, count):
     """count distinct PantherEvents holding copies of the record, as the engine gets them."""
-    encoded = orjson.dumps({**record, "p_log_type": "AWS.CloudTrail"})
+    encoded = orjson.dumps(with_standard_fields(record))
     return [PantherEvent(orjson.loads(encoded)) for _ in range(count)]
 
 
