@@ -14,11 +14,11 @@ import hashlib
 import os
 import re
 import time
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
-from cloudtrail_fields import field
+from cloudtrail_fields import record_of, top_level_field
 
 CACHING_MODULE = "panther_detection_helpers.caching"
 # After a failed call, how long (wall clock) the store is not asked again in this process.
@@ -38,8 +38,7 @@ _EVENT_TIME = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class WindowCount:
+class WindowCount(NamedTuple):
     """The count of events in the window so far (this one included), or why it is unknown."""
 
     count: int | None
@@ -49,8 +48,9 @@ class WindowCount:
 
 def event_epoch(event):
     """The event's time in epoch seconds (p_event_time, else eventTime), or None."""
+    record = record_of(event)
     for name in ("p_event_time", "eventTime"):
-        seconds = _epoch(field(event, name))
+        seconds = _epoch(top_level_field(record, event, name))
         if seconds is not None:
             return seconds
     return None
@@ -137,7 +137,8 @@ class StoreGuard:
 
     def refusal(self):
         """Why the store is not to be asked now, or None."""
-        if self.clock() < self.closed_until:
+        # Never failed since made or reset: no need to read the clock.
+        if self.last_failure is not None and self.clock() < self.closed_until:
             return f"{self.last_failure}; not retried for {RETRY_AFTER_SECONDS:.0f} s"
         return None
 

@@ -118,12 +118,31 @@ def rule(event):
     # network activity comes from private addresses (a memoised lookup, nearly free). The
     # decision reads the event only: the key-value store never decides whether it matches.
     record = record_of(event)  # read from the dict the event wraps: cheaper than its lookups
-    return (
+    matched = (
         top_level_field(record, event, "eventType") == "AwsVpceEvent"
         and is_external_address(top_level_field(record, event, "sourceIPAddress"))
         and is_s3_data_access(record, event)
         and not is_in_trusted_lookup_table(event)
     )
+    if matched:
+        _remember_match(event)
+    return matched
+
+
+# The last read-only event (a PantherEvent) rule() matched. It cannot change, so its alert
+# functions, called next by the engine, need not decide again whether to count it.
+_matched_event = None
+
+
+def _remember_match(event):
+    global _matched_event  # noqa: PLW0603 (one event, shared with its alert functions)
+    if hasattr(event, "raw_view"):
+        _matched_event = event
+
+
+def matches(event):
+    """rule(event), answered without deciding again for the event rule() last matched."""
+    return event is _matched_event or rule(event)
 
 
 def is_s3_data_access(record, event):
@@ -172,7 +191,7 @@ class Findings:
         self.caller = [caller_account(event) or UNKNOWN, principal(event) or UNKNOWN]
         self.address = source_address(event)
         self.profile = source_ip_profile(event, TRUSTED_TABLES)
-        self.window = self._count(event) if rule(event) else NOT_COUNTED
+        self.window = self._count(event) if matches(event) else NOT_COUNTED
         self.bulk = self.window.count is not None and self.window.count >= BULK_THRESHOLD
         self.severity = self._severity()
 

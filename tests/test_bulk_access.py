@@ -6,7 +6,6 @@ Faults are real botocore failures: a missing table, no credentials, throttling a
 injected as the service's answer before it is sent, a stored value of the wrong type.
 """
 
-import dataclasses
 import os
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -129,6 +128,29 @@ def test_events_that_do_not_match_never_touch_the_store(dynamodb_rule, kv_table,
     alert(dynamodb_rule, event(sourceIPAddress="10.0.141.54"))  # unit tests call these too
     assert stored_counts(kv_table) == {}
     assert store_calls.sent == 0
+
+
+def test_the_alert_functions_take_the_engines_match_as_decided(
+    dynamodb_rule, kv_table, monkeypatch
+):
+    matched, unseen = at("09:14:03"), at("09:14:04")
+    assert dynamodb_rule.rule(matched)
+    decided = []
+    rule = dynamodb_rule.rule
+    monkeypatch.setattr(dynamodb_rule, "rule", lambda evt: decided.append(evt) or rule(evt))
+    alert(dynamodb_rule, matched)
+    assert decided == []
+    alert(dynamodb_rule, unseen)
+    assert decided == [unseen]
+    assert sorted(stored_counts(kv_table).values()) == [2]
+
+
+def test_a_plain_dict_edited_after_its_match_is_decided_again(dynamodb_rule, kv_table):
+    record = {**GET, "eventTime": "2026-11-20T09:14:03Z"}
+    assert dynamodb_rule.rule(record)
+    record["sourceIPAddress"] = "10.0.141.54"
+    alert(dynamodb_rule, record)
+    assert stored_counts(kv_table) == {}
 
 
 @pytest.mark.parametrize(
@@ -489,5 +511,5 @@ def test_a_store_answer_that_is_no_count_is_named_briefly():
 def test_the_guard_is_a_keyword_and_a_window_count_a_value():
     with pytest.raises(TypeError):
         windowed_counter.count_in_window(None, "p", [], {}, 60, windowed_counter.StoreGuard())
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         windowed_counter.WindowCount(1, 0).count = 2
