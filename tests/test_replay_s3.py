@@ -581,12 +581,14 @@ def test_a_url_that_finds_nothing_is_unreadable(capsys, sample_bucket, argument,
     assert document["unreadable"] == [{"input": url, "error": error}]
 
 
+# AWS authorises ListObjectsV2 as s3:ListBucket; moto from 5.2.6 asks for s3:ListObjectsV2
+# (no IAM action), so the user is granted both names and the test holds on either release.
 POLICY = {
     "Version": "2012-10-17",
     "Statement": [
         {
             "Effect": "Allow",
-            "Action": ["s3:ListBucket", "s3:GetObject"],
+            "Action": ["s3:ListBucket", "s3:ListObjectsV2", "s3:GetObject"],
             "Resource": ["arn:aws:s3:::guarded", "arn:aws:s3:::guarded/*"],
         },
         {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::guarded/secret/*"},
