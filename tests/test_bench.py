@@ -43,3 +43,6 @@ def test_quick_benchmark_reports_every_measurement():
     # Two days of traffic: twice the sample's noise, the incidents only once.
     assert report["scaled"]["records"] > 1.85 * report["replay"]["records"]
     assert report["scaled"]["max_rss_kib"] > 0
+    paired = report["scaled"]["paired_speedups"]
+    assert len(paired) >= 2
+    assert all(speedup > 0 for speedup in paired)
