@@ -8,16 +8,19 @@ order, exactly as one process would have found them. Everything that depends on 
 state (the key-value store, titles, severities, grouping) stays in pass 2, in the parent.
 
 Workers are forked from the parent after it loaded the rules, so they start at once with the
-same rules, helpers and options. A fork copies only the forking thread: a lock another thread
-held at that moment stays held in the child for good, and the child can hang on it. So pass 1
-forks only from a process running one thread (the command is one); a host running others (a
-test suite with a server thread, an application) gets pass 1 in its own process, and is told.
+same rules, helpers and options. The parent goes on listing the inputs while they read the first
+ones (listing a bucket's month of objects takes many requests): each task carries the inputs it
+is for. A fork copies only the forking thread: a lock another thread held at that moment stays
+held in the child for good, and the child can hang on it. So pass 1 forks only from a process
+running one thread (the command is one); a host running others (a test suite with a server
+thread, an application) gets pass 1 in its own process, and is told.
 
 A rule whose rule() does read the store would match differently in parallel; when a worker
 sees a store call during pass 1, the parent discards the parallel results and replays pass 1
 in one process, in order, and says so on stderr.
 """
 
+import collections
 import itertools
 import multiprocessing
 import os
@@ -30,10 +33,9 @@ from dataclasses import dataclass
 from detection_replay.rules import ERROR_EXAMPLES_KEPT
 
 BATCHES_PER_WORKER = 8
-BATCH_INPUTS = 256
-# The parent's replay and its inputs, inherited by the forked workers (never pickled).
+BATCH_INPUTS = 64
+# The parent's replay, inherited by the forked workers (never pickled).
 _replay = None
-_sources = None
 
 
 def default_jobs():
@@ -84,11 +86,10 @@ def worker_signals():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _findings_of(batch):
+def _findings_of(run):
     """Pass 1 over a run of consecutive inputs, in a worker, with counters of its own."""
-    start, stop = batch
     replay = _replay.fresh()
-    for source in _sources[start:stop]:
+    for source in run:
         replay.replay_source(source)
     return InputFindings(
         records_read=replay.totals.records_read,
@@ -107,49 +108,64 @@ def _findings_of(batch):
     )
 
 
-def batches(count, jobs):
-    """(start, stop) runs of consecutive inputs: BATCHES_PER_WORKER per worker, or more so that
-    none holds over BATCH_INPUTS (the progress bar moves when a batch is done)."""
-    runs = min(count, max(jobs * BATCHES_PER_WORKER, -(-count // BATCH_INPUTS)))
-    bounds = [index * count // runs for index in range(runs + 1)]
-    return list(itertools.pairwise(bounds))
+def batches(sources, jobs):
+    """Runs of consecutive inputs, cut as the inputs are found: each as long as the inputs found
+    so far shared by BATCHES_PER_WORKER runs per worker, at least one and at most BATCH_INPUTS.
+    The total is not known while the listing goes on, so runs start short (a few large inputs
+    still go to every worker), grow (thousands of small ones cost few messages) and stay short
+    enough that the workers finish together."""
+    run = []
+    for found, source in enumerate(sources, 1):
+        run.append(source)
+        if len(run) >= min(BATCH_INPUTS, max(1, found // (jobs * BATCHES_PER_WORKER))):
+            yield run
+            run = []
+    if run:
+        yield run
 
 
 def first_pass(replay, sources, jobs):
     """Pass 1 of `replay` over `sources` in `jobs` worker processes, merged in input order."""
-    global _replay, _sources  # noqa: PLW0603 (handed to the forked workers)
-    sources = list(sources)
+    global _replay  # noqa: PLW0603 (handed to the forked workers)
+    sources = iter(sources)
+    head = list(itertools.islice(sources, jobs))  # no more workers than inputs
     unsafe = fork_hazard()
-    if len(sources) < 2 or unsafe:
-        if unsafe and len(sources) >= 2:
+    if len(head) < 2 or unsafe:
+        if unsafe and len(head) >= 2:
             print(f"detection-replay: {unsafe}, so pass 1 runs in one process", file=sys.stderr)
-        for source in sources:
+        for source in itertools.chain(head, sources):
             replay.replay_source(source)
         return
-    _replay, _sources = replay, sources
-    # A worker reads a run of consecutive inputs and sends back what it found in all of them:
-    # that is what one process reading them in order finds, and it costs one message per
-    # batch rather than per input (CloudTrail files are small). Several batches per worker let
-    # the workers finish together.
-    runs = batches(len(sources), jobs)
+    # The pool's task thread lists the rest while the workers read: it keeps every input in
+    # order (to read again if need be) and each run's inputs (for the progress bar).
+    listed, sent = [], collections.deque()
+
+    def tasks():
+        for run in batches(itertools.chain(head, sources), jobs):
+            listed.extend(run)
+            sent.append(run)
+            yield run
+
+    _replay = replay
     try:
         found = []
         context = multiprocessing.get_context("fork")
-        with context.Pool(min(jobs, len(runs)), initializer=worker_signals) as pool:
-            for (start, stop), findings in zip(runs, pool.imap(_findings_of, runs), strict=True):
+        with context.Pool(len(head), initializer=worker_signals) as pool:
+            for findings in pool.imap(_findings_of, tasks()):
                 found.append(findings)
+                run = sent.popleft()
                 if replay.progress:
-                    for source in sources[start:stop]:
+                    for source in run:
                         replay.progress.finish(source)
     finally:
-        _replay = _sources = None
+        _replay = None
     if any(findings.store_calls for findings in found):
         print(
             "detection-replay: a rule reads the key-value store in rule(), so whether it "
             "matches depends on the order of events: pass 1 runs again in one process",
             file=sys.stderr,
         )
-        for source in sources:
+        for source in listed:
             replay.replay_source(source)
         return
     for findings in found:

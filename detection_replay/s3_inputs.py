@@ -20,6 +20,7 @@ boto3 costs about half a second to import, so it is imported only when an s3:// 
 import argparse
 import os
 import re
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -158,6 +159,10 @@ class S3Source(Source):
         return self.reader.open_object(self.bucket, self.key)
 
 
+# Each live S3Reader by its settings, so that a forked worker uses the reader it inherited.
+_readers = weakref.WeakValueDictionary()
+
+
 class S3Reader:
     """Lists and streams S3 objects with one boto3 client, honouring --since/--until."""
 
@@ -188,6 +193,13 @@ class S3Reader:
                 "cannot use S3: no AWS credentials found (environment, --profile/AWS_PROFILE, "
                 "shared config and credentials files, SSO, container or instance role)"
             )
+        self.settings = (profile, region, since, until)
+        _readers.setdefault(self.settings, self)
+
+    def __reduce__(self):
+        # The S3 inputs a task sends to a worker name their reader by its settings: a session
+        # and its connections are not to be copied, and the worker has its own (reader_with).
+        return (reader_with, self.settings)
 
     @property
     def client(self):
@@ -391,6 +403,26 @@ class S3Reader:
             yield body
         finally:
             body.close()
+
+
+def reader_with(profile, region, since, until):
+    """The S3Reader this process has for these settings (a forked worker: its parent's), else a
+    new one; one that cannot be made fails each object it is asked for, naming why."""
+    reader = _readers.get((profile, region, since, until))
+    if reader is not None:
+        return reader
+    try:
+        return S3Reader(profile, region, since, until)
+    except S3SetupError as error:
+        return _UnusableReader(str(error))
+
+
+class _UnusableReader:
+    def __init__(self, reason):
+        self.reason = reason
+
+    def open_object(self, bucket, key):
+        raise UnreadableInput(self.reason)
 
 
 class _StreamedBody:

@@ -146,9 +146,22 @@ def test_workers_die_quietly_on_sigterm_and_leave_ctrl_c_to_the_parent():
     [(2, 2), (3, 8), (17, 2), (3_324, 2), (3_324, 64), (100_000, 2), (100_001, 3)],
 )
 def test_batches_cover_every_input_once_in_order_and_stay_small(inputs, jobs):
-    runs = batches(inputs, jobs)
-    assert runs[0][0] == 0
-    assert runs[-1][1] == inputs
-    assert all(stop == start for (_, stop), (start, _) in itertools.pairwise(runs))
-    assert all(0 < stop - start <= BATCH_INPUTS for start, stop in runs)
+    runs = list(batches(iter(range(inputs)), jobs))
+    assert list(itertools.chain.from_iterable(runs)) == list(range(inputs))
+    assert all(0 < len(run) <= BATCH_INPUTS for run in runs)
     assert len(runs) >= min(inputs, jobs * BATCHES_PER_WORKER)
+
+
+def test_the_first_runs_go_to_the_workers_while_the_listing_goes_on():
+    listed = []
+
+    def listing():
+        for number in range(10_000):
+            listed.append(number)
+            yield number
+
+    runs = batches(listing(), 2)
+    assert next(runs) == [0]
+    assert listed == [0]
+    later = list(itertools.islice(runs, 100))
+    assert len(listed) == sum(map(len, later)) + 1 < 10_000

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import logging
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -26,11 +27,11 @@ from moto.server import ThreadedMotoServer
 from repo import REPO_ROOT
 from test_replay_support import alerts, external_get, mixed_records, private_get, run_cli
 
-from detection_replay import cli
+from detection_replay import cli, s3_inputs
 from detection_replay.engine import Replay
-from detection_replay.inputs import CHUNK_BYTES, discover
+from detection_replay.inputs import CHUNK_BYTES, UnreadableInput, discover
 from detection_replay.rules import load_rules
-from detection_replay.s3_inputs import S3Reader, covering_folders
+from detection_replay.s3_inputs import S3Reader, S3Source, covering_folders
 
 SAMPLES = REPO_ROOT / "samples" / "cloudtrail"
 SAMPLE_BUCKET = "org-trail"
@@ -210,8 +211,9 @@ def test_s3_and_the_local_directory_give_identical_reports(capsys, sample_bucket
         assert first.startswith(f"s3://{sample_bucket}/AWSLogs/123456789012/CloudTrail/")
 
 
-def test_workers_forked_after_the_listing_read_s3_as_one_process_does(capsys, sample_bucket):
-    """The command (one thread) lists the bucket, then forks workers that read the objects."""
+def test_workers_read_s3_as_one_process_does_while_the_listing_goes_on(capsys, sample_bucket):
+    """The command (one thread) lists the first objects, forks workers, and lists the rest
+    while they read: each task carries its objects, and their reader by its settings."""
     _, local, _ = replay_json(capsys, SAMPLES)
     command = [sys.executable, "-m", "detection_replay", "--path", REPO_ROOT, "--jobs", "3"]
     completed = subprocess.run(
@@ -235,6 +237,24 @@ def test_each_process_gets_a_client_of_its_own(endpoint, monkeypatch):
     workers = reader.client
     assert workers is not parents
     assert reader.client is workers
+
+
+def test_an_object_sent_to_a_worker_keeps_the_reader_the_worker_inherited(endpoint):
+    reader = S3Reader(region=REGION)
+    source = S3Source("s3://b/k.json.gz", bucket="b", key="k.json.gz", listed_size=7, reader=reader)
+    sent = pickle.loads(pickle.dumps(source))
+    assert sent == source
+    assert sent.reader is reader
+
+
+def test_a_worker_without_that_reader_makes_one_or_names_why_it_cannot(endpoint, monkeypatch):
+    made = s3_inputs.reader_with(None, "eu-central-1", None, None)
+    assert made.settings == (None, "eu-central-1", None, None)
+    assert s3_inputs.reader_with(None, "eu-central-1", None, None) is made
+    unset_credentials(monkeypatch)
+    unusable = s3_inputs.reader_with(None, "eu-north-1", None, None)
+    with pytest.raises(UnreadableInput, match="no AWS credentials found"):
+        unusable.open_object("b", "k.json.gz")
 
 
 def test_the_progress_bar_counts_the_listed_object_sizes(capsys, monkeypatch, s3):
