@@ -246,6 +246,13 @@ class Progress:
         self.bar.close()
 
 
+def listed(sources):
+    """Every source, counted on stderr as it is found: a bucket's month takes many requests."""
+    tqdm.monitor_interval = 0  # no monitor thread (see Progress)
+    with tqdm(sources, unit=" inputs", desc="listing", file=sys.stderr, leave=False) as counter:
+        return list(counter)
+
+
 class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that every `finally` and `with` cleans up."""
 
@@ -437,7 +444,7 @@ def _replay(rule_set, inputs, args, discovery, started, *, s3=None):
     sources = discover(inputs, excluded=excluded, discovery=discovery, s3=s3)
     progress = None
     if show_progress:
-        sources = list(sources)  # paths only: the bar needs the total size up front
+        sources = listed(sources)  # paths only: the bar needs the total size up front
         progress = Progress(sum(source.size for source in sources))
     replay = Replay(
         rule_set,

@@ -228,6 +228,7 @@ def test_progress_bar_only_on_a_terminal(
     status, _, err = run_cli(capsys, events, *flags)
     assert status == cli.EXIT_OK
     assert ("replay:" in err) is bar_shown
+    assert ("listing:" in err) is bar_shown
 
 
 def console_script():
