@@ -14,8 +14,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# panther-detection-helpers 0.4.0 (what a panther-analysis fork's Pipfile.lock installs) beside
+# the 1.0.x the package uses: tests/test_address_history.py runs the baseline on both.
+HELPERS_0_4 := $(VENV)/panther-detection-helpers-0.4.0
+
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(HELPERS_0_4) \
+		panther-detection-helpers==0.4.0
 	touch $@
 
 install: $(INSTALLED)

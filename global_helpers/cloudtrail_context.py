@@ -5,6 +5,10 @@ rejects NaN; so everything copied from the event goes through ``json_safe``, whi
 finite, size-bounded JSON values whatever the event holds.
 """
 
+# Exact type checks (type(x) is dict) on purpose: only a plain dict or list may take the fast
+# paths; anything else, subclasses included, takes the general one.
+# pylint: disable=unidiomatic-typecheck
+
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -16,6 +20,7 @@ from cloudtrail_fields import (
     actor,
     bucket_name,
     caller_account,
+    caller_id,
     record_of,
     top_level_field,
 )
@@ -25,6 +30,7 @@ MAX_INT_BITS = 128
 # Per-field budgets, in characters of JSON; together far below Panther's 200 KiB.
 SCALAR_FIELD_CHARS = 1024
 IDENTITY_CHARS = 16 * 1024
+ENRICHMENT_CHARS = 4096
 
 # The event's fields copied under their own names: the seed's output fields plus what says
 # where the call came in.
@@ -127,7 +133,7 @@ def _plain_left(value, left, max_items, depth):
 # the budget left after it.
 
 
-def _copy(value, left, max_items, depth):
+def _copy(value, left, max_items, depth):  # pylint: disable=too-many-return-statements,too-complex
     # Concrete types before the ABCs (Mapping, Sequence): isinstance() against an ABC costs
     # several times as much, and event fields are nearly always plain str, dict and list.
     if isinstance(value, str):
@@ -226,8 +232,14 @@ def network_activity_context(event):
     identity = top_level_field(record, event, "userIdentity")
     context["userIdentity"] = json_safe(identity, max_chars=IDENTITY_CHARS)
     context["actor_user"] = actor(event)
+    context["caller"] = caller_id(event)
     bucket = bucket_name(event)  # a str or None
     context["bucketName"] = bucket if bucket is None else json_safe(bucket)
     owner = top_level_field(record, event, "vpcEndpointAccountId")
     context["crossAccount"] = accounts_differ(caller_account(event), owner)
     return context
+
+
+def enrichment_context(profile):
+    """ip_enrichment.source_ip_profile() for the alert context: None, or bounded plain JSON."""
+    return profile if profile is None else json_safe(profile, max_chars=ENRICHMENT_CHARS)

@@ -5,12 +5,19 @@ types of the fields: CloudTrail records are shaped by the service, and network a
 redact or omit much of what management events carry.
 """
 
+# Exact type checks (type(x) is dict) on purpose: only a plain dict or list may take the fast
+# paths; anything else, subclasses included, takes the general one.
+# pylint: disable=unidiomatic-typecheck
+
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 UNKNOWN = "<unknown>"
 MAX_NAME_CHARS = 256
+# A part of a title (a name, an address) is cut here: a title stays readable and within
+# Panther's 1,000 characters whatever a record holds.
+MAX_TITLE_PART_CHARS = 120
 
 # Per userIdentity.type: where the actor's name can be found, best first. An ARN is reduced to
 # its last name (the role name for an assumed-role ARN).
@@ -149,9 +156,7 @@ _NO_RECORD = MappingProxyType({})
 def absent_field(mapping, name):
     """field(mapping, name) for a name record_of(mapping) lacks as spelled: None, unless a
     PantherEvent may hold it in another case (its lowercased keys tell, without a lookup)."""
-    seen, keys = _lowered_top  # the event's keys at hand: a record lacks several fields
-    if mapping is not seen:
-        keys = _lowered_keys(mapping)
+    keys = _lowered_keys(mapping)  # worked out once per event: a record lacks several fields
     if keys is not None and name.lower() not in keys:
         return None
     return field(mapping, name)
@@ -171,23 +176,13 @@ def _lowered(keys):
         return None
 
 
-# The last read-only event (a PantherEvent) whose top-level keys were lowercased, and those keys.
-_lowered_top = (None, None)
-
-
+@once_per_event
 def _lowered_keys(event):
-    """A PantherEvent's top-level keys lowercased, every missing field being looked up in them
-    (worked out once for the last one); None for anything else."""
-    global _lowered_top  # noqa: PLW0603 (one event's keys, shared by all its missing fields)
-    seen, keys = _lowered_top
-    if event is seen:
-        return keys
+    """A PantherEvent's top-level keys lowercased, every missing field being looked up in them;
+    None for anything else."""
     view = getattr(event, "raw_view", None)
     record = None if view is None else view()
-    keys = _lowered(record) if type(record) is dict else None
-    if view is not None:
-        _lowered_top = (event, keys)
-    return keys
+    return _lowered(record) if type(record) is dict else None
 
 
 def text(value):
@@ -230,6 +225,56 @@ def caller_account(event):
 
 def principal(event):
     return text(field(event, "userIdentity", "principalId"))
+
+
+# Who the caller is, as one key: the dedup strings, the bulk rule's grouping and the title all
+# name this caller. The principal where the record has one; else what each identity type that
+# lacks it carries instead (Identity Center users, AWS services, bare credentials), labelled so
+# that values of different kinds never collide.
+CALLER_FALLBACKS = (
+    ("service", ("invokedBy",)),
+    ("key", ("accessKeyId",)),
+    ("credential", ("credentialId",)),
+    ("user", ("userName",)),
+)
+
+
+def caller_id(event):
+    """ "<account>:<who>": principalId, else the Identity Center user with its identity store,
+    the invoking service, the access key or credential id, the user name, else <unknown>."""
+    account = (caller_account(event) or UNKNOWN)[:MAX_NAME_CHARS]
+    return f"{account}:{_caller_key(event)}"
+
+
+def _caller_key(event):
+    principal_id = principal(event)
+    if principal_id is not None:
+        return principal_id[:MAX_NAME_CHARS]
+    user = text(field(event, "userIdentity", "onBehalfOf", "userId"))
+    if user is not None:
+        store = text(field(event, "userIdentity", "onBehalfOf", "identityStoreArn"))
+        store = store.rpartition("/")[2] if store else UNKNOWN
+        return f"identitycenter:{store[:MAX_NAME_CHARS]}:{user[:MAX_NAME_CHARS]}"
+    for label, path in CALLER_FALLBACKS:
+        value = text(field(event, "userIdentity", *path))
+        if value is not None:
+            return f"{label}:{value[:MAX_NAME_CHARS]}"
+    return UNKNOWN
+
+
+def caller_name(event, max_chars=MAX_TITLE_PART_CHARS):
+    """The caller as a title names it: the actor, with an assumed role's session when it says
+    more ("DataPipeline (session etl-nightly)")."""
+    name = (actor(event) or UNKNOWN)[:max_chars]
+    session = session_name(event)
+    return f"{name} (session {session[:max_chars]})" if session and session != name else name
+
+
+def source_address(event, max_chars=MAX_TITLE_PART_CHARS):
+    """sourceIPAddress as a title and a dedup string show it: stripped, bounded, <unknown>."""
+    raw = field(event, "sourceIPAddress")
+    text_form = raw.strip() if isinstance(raw, str) else ""
+    return (text_form or UNKNOWN)[:max_chars]
 
 
 def session_name(event):

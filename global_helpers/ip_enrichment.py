@@ -144,3 +144,9 @@ def owner_label(profile):
     if profile["country"]:
         parts.append(profile["country"])
     return ", ".join(parts) or None
+
+
+def described_address(address, profile):
+    """The address with its owner, as a title shows it: "198.51.100.7 (AS14061 DigitalOcean)"."""
+    owner = owner_label(profile)
+    return f"{address} ({owner})" if owner else address

@@ -32,7 +32,7 @@ PRELOAD = (
     "panther_analysis_tool.analysis_utils",
     "panther_core.rule",
     "panther_core.enriched_event",
-    # The key-value store's client and its stand-ins (tests/conftest.py, test_bulk_access.py).
+    # The key-value store's client and its stand-ins (tests/conftest.py, test_address_history.py).
     "boto3",
     "botocore.config",
     "panther_detection_helpers.caching",
@@ -93,11 +93,13 @@ def handle(listener, connection):
 # every test of the command.
 TESTS_FIRST = {
     "rules/aws_vpce_s3_external_ip.py": ["tests/test_rule.py", "tests/test_overrides.py"],
+    "rules/aws_vpce_s3_external_ip_bulk_access.py": ["tests/test_bulk_rule.py"],
+    "global_helpers/vpce_family.py": ["tests/test_overrides.py", "tests/test_bulk_rule.py"],
     "global_helpers/public_ip.py": ["tests/test_public_ip.py"],
     "global_helpers/cloudtrail_fields.py": ["tests/test_cloudtrail_fields.py"],
     "global_helpers/cloudtrail_context.py": ["tests/test_cloudtrail_context.py"],
     "global_helpers/ip_enrichment.py": ["tests/test_ip_enrichment.py"],
-    "global_helpers/windowed_counter.py": ["tests/test_bulk_access.py"],
+    "global_helpers/address_history.py": ["tests/test_address_history.py"],
 }
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

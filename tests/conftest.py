@@ -1,11 +1,11 @@
 """Fixtures over tests/repo.py, and the key-value store the rule's calls reach in tests.
 
-The rule calls Panther's key-value store through panther_detection_helpers.caching. For the
-whole session those functions answer from the replay's in-memory store (emptied before each
-test), installed before any test module loads the rule, since a rule binds them on import. The
-tests of the store itself (``dynamodb_rule``) load the rule with the helpers' real functions
-against moto's in-process DynamoDB. Fake credentials and a disabled instance metadata service
-make sure nothing can reach AWS either way.
+The per-event rule keeps its first-seen baseline in Panther's key-value store through
+panther_detection_helpers.caching. For the whole session those functions answer from the
+replay's in-memory store (emptied before each test), installed before any test module loads the
+rule, since a rule binds them on import. The tests of the store itself (``dynamodb_rule``) load
+the rule with the helpers' real functions against moto's in-process DynamoDB. Fake credentials
+and a disabled instance metadata service make sure nothing can reach AWS either way.
 """
 
 import contextlib
@@ -13,7 +13,7 @@ import os
 
 import pytest
 from panther_detection_helpers import caching
-from repo import RULE_FILE, load_module, rule_source_with
+from repo import RULE_FILE, load_module, rule_source_with, rules_with_family
 
 from detection_replay.kv_store import KeyValueStore
 
@@ -80,9 +80,7 @@ def aws():
 
 @pytest.fixture
 def kv_table(aws):
-    """The key-value table on moto, emptied, with the rule's store guard reset."""
-    import windowed_counter
-
+    """The key-value table on moto, emptied."""
     resource, table = aws
     if KV_TABLE not in resource.meta.client.list_tables()["TableNames"]:
         table = create_kv_table(resource)
@@ -91,23 +89,24 @@ def kv_table(aws):
             "Items"
         ]:
             batch.delete_item(Key={"key": item["key"]})
-    windowed_counter.GUARD.reset()
-    yield table
-    windowed_counter.GUARD.reset()
+    return table
 
 
 @pytest.fixture
 def genuine_caching(kv_table):
-    """panther_detection_helpers.caching with its own functions (reaching moto's DynamoDB)."""
+    """panther_detection_helpers.caching with its own functions (reaching moto's DynamoDB), on a
+    table client made for the test."""
     with pytest.MonkeyPatch.context() as patch:
         for name, function in GENUINE_CACHING.items():
             patch.setattr(caching, name, function)
+        patch.setattr(caching, "_KV_TABLE", None)
         yield caching
 
 
 @pytest.fixture
 def dynamodb_rule(genuine_caching):
-    """The rule as Panther runs it: its store calls are the helpers' real ones, on moto."""
+    """The rule as Panther runs it, freshly loaded (its baseline has known no failure): its store
+    calls are the helpers' real ones, on moto."""
     return load_module(RULE_FILE)
 
 
@@ -122,5 +121,15 @@ def edited_rule(tmp_path):
 
     def load(**assignments):
         return load_module(rule_source_with(tmp_path, **assignments))
+
+    return load
+
+
+@pytest.fixture
+def edited_family(tmp_path):
+    """Load both rules against a copy of the vpce_family helper with some settings edited."""
+
+    def load(**assignments):
+        return rules_with_family(tmp_path, **assignments)
 
     return load

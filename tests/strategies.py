@@ -9,8 +9,8 @@ and ``alert_context`` see the same hostile values that ``rule`` does.
 
 import ipaddress
 
+import vpce_family
 from hypothesis import strategies as st
-from repo import RULE_FILE, load_module
 
 # --- scalars ----------------------------------------------------------------------------------
 
@@ -280,7 +280,7 @@ user_identities = st.one_of(redacted_identities, full_identities, nested_junk)
 # --- the rest of the record -------------------------------------------------------------------
 
 # The rule's own operations (the fuzz must reach its deep end whatever a user sets there).
-MONITORED = load_module(RULE_FILE, "rule_for_strategies").S3_DATA_ACCESS_OPERATIONS
+MONITORED = vpce_family.S3_DATA_ACCESS_OPERATIONS
 event_names = or_junk(st.sampled_from([*MONITORED, "ListObjects", "ListKeys", "getobject"]))
 bucket_names = or_junk(st.from_regex(r"\A[a-z0-9.-]{3,63}\Z") | short_text)
 s3_arns = st.one_of(

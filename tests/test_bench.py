@@ -32,12 +32,13 @@ def test_quick_benchmark_reports_every_measurement():
         assert row["events"] > 0
         assert row["floor_us"] > 0
         assert row["rule_us"] > 0
+        assert row["both_rules_us"] > 0
         assert row["uncached_us"] > 0
     assert [row["event"] for row in report["match_cost"]] == MATCHING_EVENTS
     for row in report["match_cost"]:
         assert 0 < row["constant_us"] < row["rule_us"]
     assert report["replay"]["records"] == report["replay"]["decoded_records"]
-    assert report["replay"]["alerts"] == 9
+    assert report["replay"]["alerts"] == 9  # eight per-event alerts and the bulk one
     assert report["replay"]["max_rss_kib"] > 0
     assert report["replay"]["startup_seconds"] > 0
     # Two days of traffic: twice the sample's noise, the incidents only once.

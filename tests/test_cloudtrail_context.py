@@ -6,13 +6,12 @@ import math
 from collections import OrderedDict, UserList
 from types import MappingProxyType
 
+import cloudtrail_context as ctx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from panther_core.enriched_event import PantherEvent
 from raw_view import RawViewOnly
-
-import cloudtrail_context as ctx
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=3000),
@@ -132,6 +131,7 @@ def test_network_activity_context_has_the_seed_fields_and_more():
         "requestParameters": {"bucketName": "b"},
     }
     context = ctx.network_activity_context(PantherEvent(event))
+    assert context.pop("caller") == "777788889999:AKIAEX"
     assert context == {
         "eventName": "GetObject",
         "eventSource": "s3.amazonaws.com",

@@ -13,13 +13,19 @@ import math
 from collections.abc import Mapping
 from unittest import mock
 
+import address_history
+import cloudtrail_context
+import cloudtrail_fields
+import ip_enrichment
+import public_ip
 import pytest
+import vpce_family
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from hypothesis_profiles import fuzz_settings
 from panther_core.enriched_event import PantherEvent
 from panther_core.rule import Rule
-from repo import RULE_FILE, RULE_ID, load_module, rule_spec
+from repo import BULK_RULE_FILE, BULK_RULE_ID, RULE_FILE, RULE_ID, load_module, rule_spec
 from strategies import (
     FIELD_NAMES,
     address_strings,
@@ -34,24 +40,27 @@ from strategies import (
     resource_lists,
 )
 
-import cloudtrail_context
-import cloudtrail_fields
-import ip_enrichment
-import public_ip
-import windowed_counter
 from detection_replay.kv_store import KeyValueStore
 
 RULE = load_module(RULE_FILE, "aws_vpce_s3_external_ip_under_fuzz")
-YAML_SEVERITY = rule_spec()["Severity"].upper()  # what the engine reports for "DEFAULT"
-ENGINE_RULE = Rule(
-    {
-        "id": RULE_ID,
-        "analysisType": "RULE",
-        "versionId": "0",
-        "path": str(RULE_FILE),
-        "severity": YAML_SEVERITY,
-    }
-)
+BULK_RULE = load_module(BULK_RULE_FILE, "aws_vpce_s3_external_ip_bulk_access_under_fuzz")
+RULES = {"per-event": RULE, "bulk": BULK_RULE}
+ENGINE_RULES = {
+    name: Rule(
+        {
+            "id": rule_id,
+            "analysisType": "RULE",
+            "versionId": "0",
+            "path": str(path),
+            # what the engine reports for "DEFAULT"
+            "severity": rule_spec(rule_id)["Severity"].upper(),
+        }
+    )
+    for name, rule_id, path in [
+        ("per-event", RULE_ID, RULE_FILE),
+        ("bulk", BULK_RULE_ID, BULK_RULE_FILE),
+    ]
+}
 
 PANTHER_FIELD_LIMIT = 1000  # characters Panther keeps of a title or dedup string
 CONTEXT_LIMIT = 64 * 1024  # ours; Panther drops a context over 200 KiB
@@ -134,8 +143,8 @@ def is_optional_json_object(value, what):
         assert label is None or (type(label) is str and label), f"owner_label gave {label!r}"
 
 
-def is_optional_finite_number(value, what):
-    assert value is None or (type(value) is float and math.isfinite(value)), f"{what}: {value!r}"
+def is_optional_epoch(value, what):
+    assert value is None or (type(value) is int and value > 0), f"{what}: {value!r}"
 
 
 def is_optional_bool(value, what):
@@ -153,6 +162,7 @@ RULE_FUNCTION_CONTRACTS = {
     "dedup": is_bounded_str,
     "severity": is_severity,
     "alert_context": is_bounded_context,
+    "unique": is_bounded_str,  # the bulk rule's only
 }
 EVENT_HELPER_CONTRACTS = {
     cloudtrail_fields.actor: is_actor_name,
@@ -165,7 +175,11 @@ EVENT_HELPER_CONTRACTS = {
     cloudtrail_fields.session_name: is_optional_str,
     cloudtrail_fields.error_kind: is_error_kind,
     ip_enrichment.source_ip_profile: is_optional_json_object,
-    windowed_counter.event_epoch: is_optional_finite_number,
+    address_history.event_epoch: is_optional_epoch,
+    cloudtrail_fields.caller_id: is_bounded_str,
+    cloudtrail_fields.caller_name: is_actor_name,
+    cloudtrail_fields.source_address: is_actor_name,
+    vpce_family.is_external_s3_data_access: is_real_bool,
 }
 EVENT_VIEWS = {"plain_dict": dict, "panther_event": PantherEvent}
 
@@ -175,17 +189,32 @@ EVENT_VIEWS = {"plain_dict": dict, "panther_event": PantherEvent}
 # assertion name the function): drawing events is the cost, so each is used for all five.
 
 
+def functions_of(rule):
+    return {
+        name: contract for name, contract in RULE_FUNCTION_CONTRACTS.items() if hasattr(rule, name)
+    }
+
+
+@pytest.mark.parametrize("rule", RULES.values(), ids=RULES.keys())
 @pytest.mark.parametrize("view", EVENT_VIEWS.values(), ids=EVENT_VIEWS.keys())
 @fuzz_settings()
 @given(event=cloudtrail_events)
 @pinned_events
-def test_every_rule_function_keeps_its_contract(view, event):
-    with fresh_store():  # the engine property below runs the rule against moto's DynamoDB
-        for name, contract in RULE_FUNCTION_CONTRACTS.items():
-            contract(getattr(RULE, name)(view(event)), what=name)
+def test_every_rule_function_keeps_its_contract(rule, view, event):
+    with fresh_store():
+        for name, contract in functions_of(rule).items():
+            contract(getattr(rule, name)(view(event)), what=name)
 
 
-def test_the_generator_reaches_every_severity_and_both_answers():
+@pytest.mark.parametrize(
+    ("rule", "severities"),
+    [
+        (RULE, {(True, "LOW"), (True, "HIGH"), (True, "DEFAULT"), (False, "DEFAULT")}),
+        (BULK_RULE, {(True, "CRITICAL"), (True, "MEDIUM"), (False, "CRITICAL")}),
+    ],
+    ids=RULES.keys(),
+)
+def test_the_generator_reaches_every_severity_and_both_answers(rule, severities):
     """The events drawn must actually get deep into the rule, or the fuzz proves little."""
     seen = set()
 
@@ -193,10 +222,10 @@ def test_the_generator_reaches_every_severity_and_both_answers():
     @given(event=cloudtrail_events)
     def record(event):
         with fresh_store():
-            seen.add((RULE.rule(event), RULE.severity(event)))
+            seen.add((rule.rule(event), rule.severity(event)))
 
     record()
-    assert {(True, "LOW"), (True, "HIGH"), (True, "DEFAULT"), (False, "DEFAULT")} <= seen
+    assert severities <= seen
 
 
 def reads_the_same_in_any_case(value):
@@ -218,13 +247,14 @@ def reads_the_same_in_any_case(value):
     return True
 
 
+@pytest.mark.parametrize("rule", RULES.values(), ids=RULES.keys())
 @fuzz_settings()
 @given(event=canonical_events)
 @pinned_events
-def test_plain_dict_and_panther_event_get_the_same_outputs(event):
+def test_plain_dict_and_panther_event_get_the_same_outputs(rule, event):
     assume(reads_the_same_in_any_case(event))
-    for name in RULE_FUNCTION_CONTRACTS:
-        function = getattr(RULE, name)
+    for name in functions_of(rule):
+        function = getattr(rule, name)
         with fresh_store():
             as_dict = function(event)
         with fresh_store():
@@ -233,11 +263,16 @@ def test_plain_dict_and_panther_event_get_the_same_outputs(event):
 
 @contextlib.contextmanager
 def fresh_store():
-    """The rule counting in an empty key-value store (the replay's), so two calls compare."""
-    with mock.patch.object(RULE, "increment_counter", KeyValueStore().increment_counter):
+    """The per-event rule's baseline in an empty key-value store (the replay's), so two calls
+    compare."""
+    store = KeyValueStore()
+    with mock.patch.multiple(
+        RULE, get_string_set=store.get_string_set, put_string_set=store.put_string_set
+    ):
         yield
 
 
+@pytest.mark.parametrize("rule", RULES.values(), ids=RULES.keys())
 @fuzz_settings()
 @given(
     event=cloudtrail_events,
@@ -252,28 +287,30 @@ def fresh_store():
         },
     ),
 )
-def test_dedup_ignores_the_operation_and_the_objects_within_a_severity(event, later):
+def test_dedup_ignores_the_operation_and_the_objects_within_a_severity(rule, event, later):
     """One alert per caller, outside address and severity, whatever objects or operations follow;
     an event of another severity opens an alert of its own."""
     with fresh_store():
-        first = (RULE.dedup(event), RULE.severity(event))
+        first = (rule.dedup(event), rule.severity(event))
     with fresh_store():
-        then = (RULE.dedup({**event, **later}), RULE.severity({**event, **later}))
+        then = (rule.dedup({**event, **later}), rule.severity({**event, **later}))
     assert (first[0] == then[0]) is (first[1] == then[1])
 
 
 # --- the same through panther_core's engine -----------------------------------------------------
 
 
-def test_engine_loads_the_rule():
-    assert ENGINE_RULE.setup_exception is None
+@pytest.mark.parametrize("engine", ENGINE_RULES.values(), ids=ENGINE_RULES.keys())
+def test_engine_loads_the_rule(engine):
+    assert engine.setup_exception is None
 
 
+@pytest.mark.parametrize("engine", ENGINE_RULES.values(), ids=ENGINE_RULES.keys())
 @fuzz_settings()
 @given(event=cloudtrail_events)
 @pinned_events
-def test_engine_runs_every_function_without_error(event):
-    result = ENGINE_RULE.run(PantherEvent(event), {}, {}, batch_mode=False)
+def test_engine_runs_every_function_without_error(engine, event):
+    result = engine.run(PantherEvent(event), {}, {}, batch_mode=False)
     failures = {
         name: repr(value)
         for name, value in vars(result).items()

@@ -1,4 +1,8 @@
-"""Each override takes effect when a user edits its assignment, and a bad value fails loudly."""
+"""Each override takes effect when a user edits its assignment, and a bad value fails loudly.
+
+The settings every VPC endpoint rule shares live in the global helper vpce_family: edited there,
+they change both S3 rules at once. The per-event rule's own overrides live in its file.
+"""
 
 import json
 import shutil
@@ -9,7 +13,7 @@ from unittest import mock
 
 import pytest
 from panther_core.enriched_event import PantherEvent
-from repo import REPO_ROOT, RULE_FILE, rule_source_with, yaml_test
+from repo import FAMILY_FILE, REPO_ROOT, rule_source_with, yaml_test
 
 from detection_replay.kv_store import KeyValueStore
 
@@ -22,29 +26,37 @@ def event(**changes):
     return PantherEvent({**GET, **changes})
 
 
-def test_s3_data_access_operations_narrows_what_matches(edited_rule):
-    rule = edited_rule(S3_DATA_ACCESS_OPERATIONS=["GetObject"])
-    assert rule.rule(event(eventName="GetObject")) is True
-    assert rule.rule(event(eventName="PutObject")) is False
-    assert rule.alert_context(event())["overrides"]["S3_DATA_ACCESS_OPERATIONS"] == ["GetObject"]
+def test_s3_data_access_operations_narrows_what_matches(edited_family):
+    for rule in edited_family(S3_DATA_ACCESS_OPERATIONS=["GetObject"]):
+        assert rule.rule(event(eventName="GetObject")) is True
+        assert rule.rule(event(eventName="PutObject")) is False
+        overrides = rule.alert_context(event())["overrides"]
+        assert overrides["S3_DATA_ACCESS_OPERATIONS"] == ["GetObject"]
 
 
-def test_s3_data_access_operations_can_add_operations(edited_rule, rule_module):
+def test_s3_data_access_operations_can_add_operations(edited_family, rule_module):
     assert rule_module.rule(event(eventName="HeadObject")) is False
-    rule = edited_rule(S3_DATA_ACCESS_OPERATIONS=["GetObject", "HeadObject"])
-    assert rule.rule(event(eventName="HeadObject")) is True
+    for rule in edited_family(S3_DATA_ACCESS_OPERATIONS=["GetObject", "HeadObject"]):
+        assert rule.rule(event(eventName="HeadObject")) is True
 
 
-def test_trusted_networks_silence_the_users_own_ranges(edited_rule, rule_module):
+def test_trusted_networks_silence_the_users_own_ranges(edited_family, rule_module):
     ipv6 = PantherEvent(yaml_test(IPV6_TEST)["Log"])
     assert rule_module.rule(ipv6) is True
-    rule = edited_rule(TRUSTED_NETWORKS=["2600:1f18:4a3:6900::/56", "198.199.88.0/24"])
-    assert rule.rule(ipv6) is False
-    assert rule.rule(event()) is False  # 198.199.88.17
-    assert rule.rule(event(sourceIPAddress="8.8.8.8")) is True
-    assert rule.alert_context(event(sourceIPAddress="8.8.8.8"))["overrides"][
-        "TRUSTED_NETWORKS"
-    ] == ["2600:1f18:4a3:6900::/56", "198.199.88.0/24"]
+    for rule in edited_family(TRUSTED_NETWORKS=["2600:1f18:4a3:6900::/56", "198.199.88.0/24"]):
+        assert rule.rule(ipv6) is False
+        assert rule.rule(event()) is False  # 198.199.88.17
+        assert rule.rule(event(sourceIPAddress="8.8.8.8")) is True
+        assert rule.alert_context(event(sourceIPAddress="8.8.8.8"))["overrides"][
+            "TRUSTED_NETWORKS"
+        ] == ["2600:1f18:4a3:6900::/56", "198.199.88.0/24"]
+
+
+def test_editing_the_family_leaves_the_helper_other_tests_import_as_it_was(edited_family):
+    import vpce_family
+
+    edited_family(TRUSTED_NETWORKS=["198.199.88.0/24"])
+    assert vpce_family.TRUSTED_NETWORKS == []
 
 
 def test_high_severity_operations_choose_what_is_high(edited_rule):
@@ -54,28 +66,32 @@ def test_high_severity_operations_choose_what_is_high(edited_rule):
     assert rule.severity(event(eventName="GetObject", errorCode="VpceAccessDenied")) == "LOW"
 
 
-def test_bulk_access_overrides_set_the_threshold_and_window(edited_rule):
-    rule = edited_rule(BULK_ACCESS_OPERATIONS=3, BULK_ACCESS_WINDOW_MINUTES=10)
+def test_first_seen_days_sets_how_long_a_network_is_remembered(edited_rule):
+    rule = edited_rule(FIRST_SEEN_DAYS=7)
     store = KeyValueStore()
-    with mock.patch.object(rule, "increment_counter", store.increment_counter):
-        severities = [rule.severity(event()) for _ in range(4)]
-        later = rule.severity(event(eventTime="2026-11-20T09:20:00Z"))  # the next 10 minutes
-    assert severities == ["DEFAULT", "DEFAULT", "CRITICAL", "CRITICAL"]
-    assert later == "DEFAULT"
-    overrides = rule.alert_context(event())["overrides"]
-    assert (overrides["BULK_ACCESS_OPERATIONS"], overrides["BULK_ACCESS_WINDOW_MINUTES"]) == (3, 10)
+    with mock.patch.multiple(
+        rule, get_string_set=store.get_string_set, put_string_set=store.put_string_set
+    ):
+        store.set_clock(1_795_166_043)
+        assert rule.alert_context(event())["addressHistory"]["status"] == "new"
+        store.set_clock(1_795_166_043 + 6 * 86400)
+        later = event(eventTime="2026-11-26T09:14:03Z")
+        assert rule.alert_context(later)["addressHistory"]["status"] == "seen"
+        store.set_clock(1_795_166_043 + 14 * 86400)
+        much_later = event(eventTime="2026-12-04T09:14:03Z")
+        assert rule.alert_context(much_later)["addressHistory"]["status"] == "new"
+    assert rule.alert_context(event())["overrides"]["FIRST_SEEN_DAYS"] == 7
 
 
-def test_the_enrichment_in_the_context_stays_bounded_whatever_the_table_names(edited_rule):
+def test_the_enrichment_in_the_context_stays_bounded_whatever_the_table_names(edited_family):
     # Alert functions are also called on events that do not match (unit tests, replays).
     table = "t" * 5000
-    rule = edited_rule(TRUSTED_LOOKUP_TABLES=[table])
     matched = {table: {"sourceIPAddress": {"cidr": "198.199.88.0/24"}}}
-    with mock.patch.object(rule, "increment_counter", KeyValueStore().increment_counter):
+    for rule in edited_family(TRUSTED_LOOKUP_TABLES=[table]):
         enrichment = rule.alert_context(event(p_enrichment=matched))["sourceIPEnrichment"]
-    assert enrichment["trustedLookupTables"] != [table]
-    # json_safe's bound: the budget, plus at most one marker per level of nesting.
-    assert len(json.dumps(enrichment, separators=(",", ":"))) <= 4096 + 8 * 64
+        assert enrichment["trustedLookupTables"] != [table]
+        # json_safe's bound: the budget, plus at most one marker per level of nesting.
+        assert len(json.dumps(enrichment, separators=(",", ":"))) <= 4096 + 8 * 64
 
 
 TOR_READ = yaml_test("Tor exit node raises a read to HIGH")["Log"]
@@ -97,19 +113,22 @@ def test_the_anonymised_floor_raises_only_what_ranks_below_it(
 ):
     # DEFAULT is the YAML's Medium: a MEDIUM floor leaves it as it is.
     rule = edited_rule(ANONYMISED_FLOOR=floor)
-    with mock.patch.object(rule, "increment_counter", KeyValueStore().increment_counter):
-        assert rule.severity(PantherEvent({**TOR_READ, "eventName": operation})) == expected
+    assert rule.severity(PantherEvent({**TOR_READ, "eventName": operation})) == expected
 
 
-def test_trusted_lookup_tables_trust_what_panther_matched_in_them(edited_rule, rule_module):
+def test_trusted_lookup_tables_trust_what_panther_matched_in_them(edited_family, rule_module):
     matched = {"corp_egress": {"sourceIPAddress": {"cidr": "198.199.88.0/24"}}}
     other = {"partner_ranges": {"sourceIPAddress": [{"cidr": "198.199.88.0/24"}]}}
-    rule = edited_rule(TRUSTED_LOOKUP_TABLES=["corp_egress"])
     assert rule_module.rule(event(p_enrichment=matched)) is True
-    assert rule.rule(event(p_enrichment=matched)) is False
-    assert rule.rule(event(p_enrichment=other)) is True
-    assert rule.rule(event()) is True
-    assert rule.alert_context(event())["overrides"]["TRUSTED_LOOKUP_TABLES"] == ["corp_egress"]
+    for rule in edited_family(TRUSTED_LOOKUP_TABLES=["corp_egress"]):
+        assert rule.rule(event(p_enrichment=matched)) is False
+        assert rule.rule(event(p_enrichment=other)) is True
+        assert rule.rule(event()) is True
+        overrides = rule.alert_context(event())["overrides"]
+        assert overrides["TRUSTED_LOOKUP_TABLES"] == ["corp_egress"]
+
+
+FAMILY_SETTINGS = {"TRUSTED_NETWORKS", "S3_DATA_ACCESS_OPERATIONS", "TRUSTED_LOOKUP_TABLES"}
 
 
 @pytest.mark.parametrize(
@@ -118,37 +137,38 @@ def test_trusted_lookup_tables_trust_what_panther_matched_in_them(edited_rule, r
         ({"TRUSTED_NETWORKS": ["10.0.0.0/8", "corp-vpn"]}, "'corp-vpn'"),
         ({"TRUSTED_NETWORKS": ["2600:1f18::/129"]}, "'2600:1f18::/129'"),
         ({"S3_DATA_ACCESS_OPERATIONS": ["GetObject", ""]}, "S3_DATA_ACCESS_OPERATIONS: ''"),
+        ({"TRUSTED_LOOKUP_TABLES": ["corp_egress", ""]}, "TRUSTED_LOOKUP_TABLES: ''"),
+        ({"TRUSTED_LOOKUP_TABLES": "corp_egress"}, "must be a list of table names"),
         (
             {"HIGH_SEVERITY_OPERATIONS": ["DeleteObject "]},
             "HIGH_SEVERITY_OPERATIONS: 'DeleteObject '",
         ),
-        ({"TRUSTED_LOOKUP_TABLES": ["corp_egress", ""]}, "TRUSTED_LOOKUP_TABLES: ''"),
-        ({"TRUSTED_LOOKUP_TABLES": "corp_egress"}, "must be a list of table names"),
-        ({"BULK_ACCESS_OPERATIONS": 0}, "BULK_ACCESS_OPERATIONS must be a whole number"),
-        ({"BULK_ACCESS_OPERATIONS": "100"}, "got '100'"),
-        ({"BULK_ACCESS_OPERATIONS": True}, "got True"),
-        ({"BULK_ACCESS_OPERATIONS": 10**9 + 1}, "from 1 to 1000000000, got 1000000001"),
-        ({"BULK_ACCESS_WINDOW_MINUTES": 1441}, "from 1 to 1440, got 1441"),
-        ({"BULK_ACCESS_WINDOW_MINUTES": 7.5}, "got 7.5"),
+        ({"FIRST_SEEN_DAYS": 0}, "FIRST_SEEN_DAYS must be a whole number"),
+        ({"FIRST_SEEN_DAYS": "30"}, "got '30'"),
+        ({"FIRST_SEEN_DAYS": True}, "got True"),
+        ({"FIRST_SEEN_DAYS": 366}, "from 1 to 365, got 366"),
+        ({"FIRST_SEEN_DAYS": 7.5}, "got 7.5"),
     ],
     ids=[
         "cidr-name",
         "cidr-prefix",
         "empty-operation",
-        "padded-operation",
         "empty-table",
         "table-not-a-list",
-        "zero-operations",
-        "operations-as-text",
-        "operations-as-bool",
-        "operations-over-a-billion",
-        "window-over-a-day",
-        "window-fraction",
+        "padded-operation",
+        "zero-days",
+        "days-as-text",
+        "days-as-bool",
+        "days-over-a-year",
+        "days-fraction",
     ],
 )
-def test_a_malformed_override_fails_at_import_naming_the_entry(edited_rule, assignment, named):
+def test_a_malformed_override_fails_at_import_naming_the_entry(
+    edited_rule, edited_family, assignment, named
+):
+    load = edited_family if set(assignment) <= FAMILY_SETTINGS else edited_rule
     with pytest.raises(ValueError, match=MALFORMED_OVERRIDE) as error:
-        edited_rule(**assignment)
+        load(**assignment)
     assert named in str(error.value)
 
 
@@ -156,8 +176,8 @@ def test_panther_analysis_tool_reports_a_malformed_cidr(tmp_path):
     repo = tmp_path / "repo"
     for folder in ("rules", "global_helpers", "packs"):
         shutil.copytree(REPO_ROOT / folder, repo / folder)
-    edited = rule_source_with(tmp_path, TRUSTED_NETWORKS=["corp-vpn"])
-    shutil.copy(edited, repo / "rules" / RULE_FILE.name)
+    edited = rule_source_with(tmp_path, FAMILY_FILE, TRUSTED_NETWORKS=["corp-vpn"])
+    shutil.copy(edited, repo / "global_helpers" / FAMILY_FILE.name)
     done = subprocess.run(
         [pat(), "--skip-version-check", "test", "--path", "."],
         cwd=repo,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from repo import REPO_ROOT, RULE_ID, load_specs, rule_spec
+from repo import BULK_RULE_ID, REPO_ROOT, RULE_ID, load_specs, rule_spec
 
 SEED = REPO_ROOT.parent / "shared" / "seed" / "000_d1f657680c5bba6a.txt"
 
@@ -122,7 +122,7 @@ def test_no_data_model_clashes_with_panthers():
 def test_pack_holds_the_rule_and_every_helper():
     specs = load_specs()
     (pack,) = specs.packs
-    ids = {RULE_ID} | {item.analysis_spec["GlobalID"] for item in specs.globals}
+    ids = {RULE_ID, BULK_RULE_ID} | {item.analysis_spec["GlobalID"] for item in specs.globals}
     ids |= {item.analysis_spec["LookupName"] for item in specs.lookup_tables}
     assert set(pack.analysis_spec["PackDefinition"]["IDs"]) == ids
 
@@ -162,6 +162,8 @@ def test_zip_artifact_holds_the_package_and_nothing_else(tmp_path):
     expected = {
         "rules/aws_vpce_s3_external_ip.py",
         "rules/aws_vpce_s3_external_ip.yml",
+        "rules/aws_vpce_s3_external_ip_bulk_access.py",
+        "rules/aws_vpce_s3_external_ip_bulk_access.yml",
         "packs/aws_vpce_s3_external_ip.yml",
         "lookup_tables/trusted_egress_ranges.yml",
         "lookup_tables/trusted_egress_ranges.csv",

@@ -78,15 +78,16 @@ def test_an_escalation_opens_an_alert_of_its_own(tmp_path, rule_set):
     assert found[1].title.startswith("S3 DeleteObject ")
 
 
-def test_the_replay_counts_bulk_access_on_the_events_clock(tmp_path, rule_set):
-    # 120 reads in two minutes, replayed years later: the 100th and after are bulk access.
-    records = [external_get(n / 60) for n in range(120)]
-    quiet, bulk = replay_records(tmp_path, rule_set, records)
-    assert (quiet.severity, quiet.events) == ("MEDIUM", 99)
-    assert (bulk.severity, bulk.events) == ("CRITICAL", 21)
-    assert bulk.title.startswith("Bulk access (100 operations in 60 min so far): ")
-    assert bulk.alert_context["bulkAccess"]["stateUnavailable"] is None
-    assert rule_set.store.calls == 120
+def test_the_replay_keeps_the_first_seen_baseline_on_the_events_clock(tmp_path, rule_set):
+    # Replayed years later, a network unused for more than FIRST_SEEN_DAYS is new again.
+    day = 24 * 60
+    records = [external_get(0), external_get(29 * day), external_get(60 * day)]
+    found = replay_records(tmp_path, rule_set, records)
+    histories = [alert.alert_context["addressHistory"] for alert in found]
+    assert [h["status"] for h in histories] == ["new", "seen", "new"]
+    assert histories[1]["firstSeen"] == at_minute(0)
+    assert [" from new external IP " in alert.title for alert in found] == [True, False, True]
+    assert rule_set.store.calls == 6  # a read and a write each: new, refreshed a day on, new
 
 
 @pytest.mark.parametrize(

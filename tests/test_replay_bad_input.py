@@ -8,6 +8,7 @@ import uuid
 import pytest
 from repo import REPO_ROOT
 from test_replay_support import (
+    RULES_PER_MATCH,
     alerts,
     assert_balanced,
     external_get,
@@ -71,7 +72,7 @@ def test_a_bad_record_is_counted_located_and_skipped(tmp_path, rule_set, case):
     assert example["where"] in (f"{path} line 3", f"{path} line 3 record 1")
     assert example["problem"].startswith(problem)
     assert result.totals.evaluated == 4
-    assert result.totals.matched == 2
+    assert result.totals.matched == 2 * RULES_PER_MATCH
     assert result.unreadable == []
     assert_balanced(result)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from test_replay_support import (
+    RULES_PER_MATCH,
     external_get,
     mixed_records,
     private_get,
@@ -63,7 +64,13 @@ def test_the_text_summary_shows_alerts_and_totals(capsys, events):
     assert "AWS.CloudTrail.VPCE.S3ExternalIP" in out
     assert "[MEDIUM] S3 GetObject (bucket not in record) by DataPipeline" in out
     assert "events 2, first seen 2026-11-20T09:00:00Z, last seen 2026-11-20T09:03:00Z" in out
-    for label, value in [("records read", 4), ("evaluated", 4), ("matched", 2), ("malformed", 0)]:
+    matched = 2 * RULES_PER_MATCH
+    for label, value in [
+        ("records read", 4),
+        ("evaluated", 4),
+        ("matched", matched),
+        ("malformed", 0),
+    ]:
         assert any(line.split() == [*label.split(), str(value)] for line in out.splitlines())
     assert "rule errors" in out
     assert "events/s" in out
@@ -76,14 +83,15 @@ def test_json_document_carries_the_totals_and_each_rules_alerts(capsys, events):
     assert {key: document[key] for key in TOTALS[:5]} == {
         "records_read": 4,
         "evaluated": 4,
-        "matched": 2,
+        "matched": 2 * RULES_PER_MATCH,
         "malformed": 0,
         "rule_errors": 0,
     }
     assert document["seconds"] >= 0
     assert document["events_per_second"] >= 0
-    (rule,) = document["rules"]
-    (alert,) = rule["alerts"]
+    rules = {rule["rule_id"]: rule for rule in document["rules"]}
+    assert rules["AWS.CloudTrail.VPCE.S3ExternalIPBulkAccess"]["alerts"] == []  # 2 of 100
+    (alert,) = rules["AWS.CloudTrail.VPCE.S3ExternalIP"]["alerts"]
     assert alert["events"] == 2
     assert alert["severity"] == "MEDIUM"
     assert alert["first_seen"] == "2026-11-20T09:00:00Z"

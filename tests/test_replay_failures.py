@@ -125,7 +125,10 @@ def test_only_the_analysis_directories_are_loaded(capsys, tmp_path, events):
     status, out, _ = run_cli(capsys, events, "--path", repository, "--format", "json")
     assert status == cli.EXIT_OK
     document = json.loads(out)
-    assert [rule["rule_id"] for rule in document["rules"]] == ["AWS.CloudTrail.VPCE.S3ExternalIP"]
+    assert [rule["rule_id"] for rule in document["rules"]] == [
+        "AWS.CloudTrail.VPCE.S3ExternalIP",
+        "AWS.CloudTrail.VPCE.S3ExternalIPBulkAccess",
+    ]
     assert document["rules_not_replayed"] == []
 
 

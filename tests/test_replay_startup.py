@@ -47,10 +47,12 @@ def test_a_replay_of_the_sample_imports_none_of_the_unused_clients(tmp_path):
     assert outcome["status"] == 0, completed.stderr
     loaded = set(outcome["modules"])
     assert loaded.isdisjoint(NOT_IMPORTED_BY_A_REPLAY), loaded & set(NOT_IMPORTED_BY_A_REPLAY)
-    # The stand-in store counted: the bulk exfiltration reached CRITICAL.
-    alerts = json.loads(report.read_text())["rules"][0]["alerts"]
-    assert len(alerts) == 9
-    assert any(alert["severity"] == "CRITICAL" for alert in alerts)
+    per_event, bulk = json.loads(report.read_text())["rules"]
+    # The stand-in store answered the baseline: the first call from each network is new.
+    assert len(per_event["alerts"]) == 8
+    assert any(" from new external IP " in alert["title"] for alert in per_event["alerts"])
+    (exfiltration,) = bulk["alerts"]
+    assert exfiltration["severity"] == "CRITICAL"
 
 
 # --- data models: set up by the tool's CLI module, imported only when a repository has one ----

@@ -21,6 +21,9 @@ START = datetime(2026, 11, 20, 9, 0, 0, tzinfo=UTC)
 EXTERNAL_GET = "Real-shaped GetObject from a public IPv4 address, no requestParameters"
 EXTERNAL_DELETE = "DeleteObject from a public address is high severity"
 MANAGEMENT = "Management event from a public address"
+# The package's per-event rule and its bulk-access rule decide alike: every matching record
+# is a match of each.
+RULES_PER_MATCH = 2
 
 
 @functools.cache

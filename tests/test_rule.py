@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import vpce_family
 from panther_core.enriched_event import PantherEvent
 from panther_core.rule import Rule
 from repo import RULE_FILE, RULE_ID, rule_spec, yaml_mocks, yaml_test, yaml_tests
@@ -18,8 +19,19 @@ NO_BUCKET = "(bucket not in record)"
 VIA = "via VPC endpoint"
 
 
-def _get(operation="GetObject", address="198.199.88.17", verb="S3", by=PIPELINE, target=NO_BUCKET):
-    return f"{verb} {operation} {target} by {by} from external IP {address} {VIA}"
+def _get(
+    operation="GetObject",
+    address="198.199.88.17",
+    verb="S3",
+    by=PIPELINE,
+    target=NO_BUCKET,
+    *,
+    new="",
+):
+    return f"{verb} {operation} {target} by {by} from {new}external IP {address} {VIA}"
+
+
+NEW = "new "
 
 
 EXPECTED_ALERTS = {
@@ -83,32 +95,37 @@ EXPECTED_ALERTS = {
         _get(address="1.1.1.1"),
         f"{ROLE_CALLER}:1.1.1.1:DEFAULT",
     ),
-    "Bulk access: one operation below the threshold stays MEDIUM": (
+    "A caller's first call from a network is titled as a new address": (
+        "MEDIUM",
+        _get(new=NEW),
+        f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
+    ),
+    "An address seen before in the window is not new": (
         "MEDIUM",
         _get(),
         f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
     ),
-    "Bulk access: reaching the threshold is CRITICAL": (
-        "CRITICAL",
-        f"Bulk access (100 operations in 60 min so far): {_get()}",
-        f"{ROLE_CALLER}:198.199.88.17:CRITICAL",
-    ),
-    "Bulk access: past the threshold is CRITICAL": (
-        "CRITICAL",
-        f"Bulk access (150 operations in 60 min so far): {_get()}",
-        f"{ROLE_CALLER}:198.199.88.17:CRITICAL",
-    ),
-    "Bulk deletes are CRITICAL too": (
-        "CRITICAL",
-        f"Bulk access (240 operations in 60 min so far): {_get('DeleteObject')}",
-        f"{ROLE_CALLER}:198.199.88.17:CRITICAL",
-    ),
-    "Many denied probes stay MEDIUM, never more": (
+    "The store answers an empty set of sightings, so the address is new": (
         "MEDIUM",
-        f"Bulk access (500 operations in 60 min so far): {_get(verb='Denied S3')}",
-        f"{ROLE_CALLER}:198.199.88.17:MEDIUM",
+        _get(new=NEW),
+        f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
     ),
-    "The store answers garbage: severity as without state": (
+    "A delete from a new address is HIGH, as from any address": (
+        "HIGH",
+        _get("DeleteObject", new=NEW),
+        f"{ROLE_CALLER}:198.199.88.17:HIGH",
+    ),
+    "A denied call from a new address stays LOW": (
+        "LOW",
+        _get(verb="Denied S3", new=NEW),
+        f"{ROLE_CALLER}:198.199.88.17:LOW",
+    ),
+    "The store answers garbage: history unknown, alert unchanged": (
+        "MEDIUM",
+        _get(),
+        f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
+    ),
+    "The store fails (an answer no call returns): history unknown, alert unchanged": (
         "MEDIUM",
         _get(),
         f"{ROLE_CALLER}:198.199.88.17:DEFAULT",
@@ -191,10 +208,11 @@ CONTEXT_KEYS = {
     "requestID",
     "sharedEventID",
     "crossAccount",
+    "caller",
     "denied",
     "outcome",
-    # What state and enrichment said, and how the rule was tuned.
-    "bulkAccess",
+    # What the baseline and enrichment said, and how the rule was tuned.
+    "addressHistory",
     "sourceIPEnrichment",
     "overrides",
 }
@@ -254,7 +272,7 @@ def test_yaml_alert_outputs(name):
     )
     context = json.loads(result.alert_context_output)
     assert set(context) == CONTEXT_KEYS
-    assert context["denied"] is title.startswith(("Denied", "Bulk access (500"))
+    assert context["denied"] is title.startswith("Denied")
 
 
 def test_every_matching_yaml_case_has_expected_outputs():
@@ -276,7 +294,7 @@ def test_yaml_has_the_cases_users_rely_on():
     )
     assert {"External IP Access", "Internal IP Access", "Not S3 Service"} <= set(TEST_NAMES)
     severities = {EXPECTED_ALERTS[name][0] for name in MATCHING}
-    assert severities == {"LOW", "MEDIUM", "HIGH", "CRITICAL"}
+    assert severities == {"LOW", "MEDIUM", "HIGH"}
 
 
 # --- the alert functions, directly -------------------------------------------------------------
@@ -409,11 +427,10 @@ def test_severities_rank_as_panther_orders_them_with_default_as_medium(rule_modu
 def test_alert_context_reports_the_overrides_in_effect(rule_module):
     context = rule_module.alert_context(event())
     assert context["overrides"] == {
-        "S3_DATA_ACCESS_OPERATIONS": sorted(rule_module.S3_DATA_ACCESS_OPERATIONS),
+        "S3_DATA_ACCESS_OPERATIONS": sorted(vpce_family.S3_DATA_ACCESS_OPERATIONS),
         "TRUSTED_NETWORKS": [],
-        "HIGH_SEVERITY_OPERATIONS": sorted(rule_module.HIGH_SEVERITY_OPERATIONS),
-        "BULK_ACCESS_OPERATIONS": 100,
-        "BULK_ACCESS_WINDOW_MINUTES": 60,
         "TRUSTED_LOOKUP_TABLES": [],
+        "HIGH_SEVERITY_OPERATIONS": sorted(rule_module.HIGH_SEVERITY_OPERATIONS),
+        "FIRST_SEEN_DAYS": 30,
     }
     assert json.loads(json.dumps(context, allow_nan=False)) == context

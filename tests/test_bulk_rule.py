@@ -1,0 +1,242 @@
+"""The bulk-access rule: the per-event rule's decision, one caller per identity, Panther's
+unique-value thresholding (proven through the replay, since `pat test` runs one event at a time).
+"""
+
+import copy
+import gzip
+import json
+
+import cloudtrail_fields
+import pytest
+from panther_core.enriched_event import PantherEvent
+from repo import (
+    BULK_RULE_FILE,
+    BULK_RULE_ID,
+    REPO_ROOT,
+    RULE_FILE,
+    RULE_ID,
+    load_module,
+    yaml_test,
+    yaml_tests,
+)
+
+RULE = load_module(RULE_FILE, "per_event_rule_beside_bulk")
+BULK = load_module(BULK_RULE_FILE, "bulk_rule_under_test")
+GET = yaml_test("Real-shaped GetObject from a public IPv4 address, no requestParameters")["Log"]
+SAMPLES = REPO_ROOT / "samples" / "cloudtrail"
+
+
+def event(**changes):
+    return PantherEvent({**GET, **changes})
+
+
+# --- one decision for both rules ------------------------------------------------------------------
+
+
+def every_yaml_log():
+    return [test["Log"] for rule_id in (RULE_ID, BULK_RULE_ID) for test in yaml_tests(rule_id)]
+
+
+def sample_records():
+    return [
+        record
+        for path in sorted(SAMPLES.rglob("*.json.gz"))
+        for record in json.loads(gzip.decompress(path.read_bytes()))["Records"]
+    ]
+
+
+def test_both_rules_match_the_same_events_of_every_yaml_test_and_the_sample_day():
+    logs = every_yaml_log() + sample_records()
+    assert len(logs) > 6_000
+    per_event = [RULE.rule(PantherEvent(log)) for log in logs]
+    bulk = [BULK.rule(PantherEvent(log)) for log in logs]
+    assert per_event == bulk
+    assert 300 < sum(bulk) < len(logs) / 10  # the sample's incidents, not its routine traffic
+
+
+# --- the caller: one identity for every userIdentity type ---------------------------------------
+
+OWNER = "123456789012"
+IDENTITY_CENTER = {
+    "type": "IdentityCenterUser",
+    "accountId": OWNER,
+    "onBehalfOf": {
+        "userId": "94482488-3041-7026-18f3-EXAMPLE4a71e",
+        "identityStoreArn": f"arn:aws:identitystore::{OWNER}:identitystore/d-9067EXAMPLE",
+    },
+    "credentialId": "EXAMPLEVHULjJdTUdPJfofVa1sufHDoj7aYcOYcxFVllWR_Whr1fEXAMPLE",
+}
+# userIdentity type -> (identity, caller key, the caller as the titles name it)
+CALLERS = {
+    "IAMUser": (
+        {
+            "type": "IAMUser",
+            "principalId": "AIDAJQABLZS4A3QDU576Q",
+            "arn": f"arn:aws:iam::{OWNER}:user/ci-deployer",
+            "accountId": OWNER,
+            "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+            "userName": "ci-deployer",
+        },
+        f"{OWNER}:AIDAJQABLZS4A3QDU576Q",
+        "ci-deployer",
+    ),
+    "AssumedRole": (
+        GET["userIdentity"],
+        f"{OWNER}:AROAIOSFODNN7EXAMPLE:etl-nightly",
+        "DataPipeline (session etl-nightly)",
+    ),
+    "FederatedUser": (
+        {
+            "type": "FederatedUser",
+            "principalId": f"{OWNER}:jdoe",
+            "arn": f"arn:aws:sts::{OWNER}:federated-user/jdoe",
+            "accountId": OWNER,
+            "accessKeyId": "ASIAIOSFODNN7EXAMPLF",
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "IAMUser",
+                    "principalId": "AIDAEXAMPLEFEDERATOR",
+                    "arn": f"arn:aws:iam::{OWNER}:user/federator",
+                    "accountId": OWNER,
+                    "userName": "federator",
+                }
+            },
+        },
+        f"{OWNER}:{OWNER}:jdoe",
+        "federator",
+    ),
+    "Root": (
+        {
+            "type": "Root",
+            "principalId": OWNER,
+            "arn": f"arn:aws:iam::{OWNER}:root",
+            "accountId": OWNER,
+            "accessKeyId": "ASIAIOSFODNN7EXAMPLR",
+        },
+        f"{OWNER}:{OWNER}",
+        f"root of account {OWNER}",
+    ),
+    "AWSAccount (cross-account, redacted)": (
+        {"type": "AWSAccount", "principalId": "AKIAI44QH8DHBEXAMPLE", "accountId": "777788889999"},
+        "777788889999:AKIAI44QH8DHBEXAMPLE",
+        "AKIAI44QH8DHBEXAMPLE in account 777788889999",
+    ),
+    "AWSService": (
+        {"type": "AWSService", "invokedBy": "backup.amazonaws.com"},
+        "<unknown>:service:backup.amazonaws.com",
+        "backup.amazonaws.com",
+    ),
+    "IdentityCenterUser": (
+        IDENTITY_CENTER,
+        f"{OWNER}:identitycenter:d-9067EXAMPLE:94482488-3041-7026-18f3-EXAMPLE4a71e",
+        "94482488-3041-7026-18f3-EXAMPLE4a71e",
+    ),
+    "Unknown": (
+        {"type": "Unknown", "principalId": "", "accountId": OWNER, "userName": "jdoe"},
+        f"{OWNER}:user:jdoe",
+        "jdoe",
+    ),
+    "Unknown, a bare access key": (
+        {"type": "Unknown", "accountId": OWNER, "accessKeyId": "ASIAIOSFODNN7EXAMPLK"},
+        f"{OWNER}:key:ASIAIOSFODNN7EXAMPLK",
+        "<unknown>",
+    ),
+    "no userIdentity": (None, "<unknown>:<unknown>", "<unknown>"),
+}
+
+
+@pytest.mark.parametrize(("identity", "key", "name"), CALLERS.values(), ids=CALLERS.keys())
+def test_every_identity_type_has_one_caller_named_alike_everywhere(identity, key, name):
+    evt = event(userIdentity=copy.deepcopy(identity))
+    assert cloudtrail_fields.caller_id(evt) == key
+    assert BULK.dedup(evt) == f"{key}:198.199.88.17:succeeded"
+    assert RULE.dedup(evt) == f"{key}:198.199.88.17:DEFAULT"
+    assert f" by {name} from " in BULK.title(evt)
+    assert f" by {name} from " in RULE.title(evt)
+    assert BULK.alert_context(evt)["caller"] == RULE.alert_context(evt)["caller"] == key
+
+
+def test_callers_of_every_type_are_told_apart():
+    keys = [cloudtrail_fields.caller_id(event(userIdentity=i)) for i, _, _ in CALLERS.values()]
+    assert len(set(keys)) == len(keys)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"onBehalfOf": {**IDENTITY_CENTER["onBehalfOf"], "userId": "another-user"}},
+        {
+            "onBehalfOf": {
+                **IDENTITY_CENTER["onBehalfOf"],
+                "identityStoreArn": f"arn:aws:identitystore::{OWNER}:identitystore/d-other",
+            }
+        },
+        {"accountId": "444455556666"},
+    ],
+    ids=["another-user", "another-identity-store", "another-account"],
+)
+def test_identity_center_users_without_a_principal_are_not_merged(other):
+    first = event(userIdentity=IDENTITY_CENTER)
+    second = event(userIdentity={**IDENTITY_CENTER, **other})
+    assert BULK.dedup(first) != BULK.dedup(second)
+    assert RULE.dedup(first) != RULE.dedup(second)
+
+
+# --- unique(): a record delivered twice counts once ---------------------------------------------
+
+
+def test_unique_is_the_event_id():
+    assert BULK.unique(event()) == GET["eventID"]
+    assert BULK.unique(event(eventID="x" * 5000)) == "x" * 1000
+
+
+@pytest.mark.parametrize("missing", [None, "", 7, ["id"]], ids=["none", "empty", "number", "list"])
+def test_a_record_without_a_usable_event_id_counts_as_its_content(missing):
+    record = {**GET, "eventID": missing}
+    redelivered = copy.deepcopy(record)
+    later = {**record, "eventTime": "2026-11-20T09:14:04Z"}
+    found = BULK.unique(PantherEvent(record))
+    assert found.startswith("sha256:")
+    assert found == BULK.unique(PantherEvent(redelivered)) == BULK.unique(redelivered)
+    assert found != BULK.unique(PantherEvent(later))
+
+
+def test_the_content_of_keys_json_cannot_sort_still_has_a_value():
+    assert BULK.unique({1: "a", "b": 2}).startswith("sha256:")
+
+
+# --- grouping and severity ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "group", "severity", "title"),
+    [
+        ({}, "succeeded", "CRITICAL", "Bulk S3 access through a VPC endpoint by "),
+        ({"eventName": "DeleteObjects"}, "succeeded", "CRITICAL", "Bulk S3 access "),
+        ({"errorCode": "VpceAccessDenied"}, "refused", "MEDIUM", "Bulk refused S3 calls "),
+        ({"errorCode": "AccessDenied"}, "refused", "MEDIUM", "Bulk refused S3 calls "),
+        ({"errorCode": "NoSuchKey"}, "refused", "MEDIUM", "Bulk refused S3 calls "),
+        ({"errorCode": ""}, "succeeded", "CRITICAL", "Bulk S3 access "),
+    ],
+    ids=["read", "delete", "endpoint-denial", "policy-denial", "failed", "empty-code"],
+)
+def test_successful_and_refused_calls_are_grouped_and_ranked_apart(changes, group, severity, title):
+    evt = event(**changes)
+    assert BULK.dedup(evt).endswith(f":198.199.88.17:{group}")
+    assert BULK.severity(evt) == severity
+    assert BULK.title(evt).startswith(title)
+    assert BULK.alert_context(evt)["outcomeClass"] == group
+
+
+def test_the_title_names_caller_address_and_the_addresses_owner():
+    enriched = yaml_test("Enriched address names its owner and country")["Log"]
+    assert BULK.title(PantherEvent(enriched)) == (
+        "Bulk S3 access through a VPC endpoint by DataPipeline (session etl-nightly) "
+        "from external IP 198.199.88.17 (AS14061 DigitalOcean, DE)"
+    )
+
+
+def test_the_bulk_rule_keeps_no_state():
+    source = BULK_RULE_FILE.read_text()
+    assert "panther_detection_helpers" not in source
+    assert "address_history" not in source
