@@ -76,12 +76,16 @@ alerts:
   never changes the alerts. An alert's dedup window runs from its first event for
   DedupPeriodMinutes (0 means Panther's default, 60; below 5 means 5, as Panther applies them);
   the alert keeps its first event's title and alert context, counts events, and takes the
-  highest severity among them.
+  highest severity among them. A group is an alert once it reaches the rule's Threshold, in
+  distinct unique() values when the rule defines unique() (exactly; Panther estimates), else in
+  events. The matches of a CreateAlert: false rule are signals: grouped the same way, listed
+  apart, never alerts.
 
 exit status:
   {EXIT_OK}  the run was clean (every input read; malformed records and rule errors are
      reported but only change the status with --strict)
-  {EXIT_ALERTS}  --fail-on-alert was given and at least one alert was raised
+  {EXIT_ALERTS}  --fail-on-alert was given and at least one alert was raised (signals of
+     CreateAlert: false rules are not alerts)
   {EXIT_USAGE}  usage error: bad option, --path not a directory, no repository found, no sample
      dataset when no input was given, --output not writable or naming an input
   {EXIT_UNREADABLE_INPUT}  some input was unreadable, wholly or in part (missing path, no
