@@ -12,6 +12,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis_profiles import fuzz_settings
 from replay_repository import (
     counted,
     distinct,
@@ -160,6 +161,7 @@ def test_the_text_summary_shows_the_distinct_count(capsys, tmp_path):
     assert "events 4, distinct unique() values 3, first seen" in out
 
 
+@fuzz_settings()
 @given(
     values=st.lists(st.one_of(st.none(), st.sampled_from(["", "a", "b", "c", "d", "e", "f"]))),
     kept=st.integers(min_value=1, max_value=8),
