@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from detection_replay import s3_inputs
 from detection_replay.alerts import ALERTS_KEPT
+from detection_replay.diff import DIFF_RENDERERS, BaselineError, diff_reports, load_baseline
 from detection_replay.engine import (
     MALFORMED_EXAMPLES_KEPT,
     MATCHES_KEPT,
@@ -39,11 +40,15 @@ EXIT_BAD_RECORDS = 4
 EXIT_RULES_UNLOADABLE = 5
 EXIT_REPORT_UNWRITTEN = 6
 EXIT_LIMIT = 7
+EXIT_BASELINE = 8
+# --baseline: the alerts differ, as --fail-on-alert's alerts were raised: something to look at.
+EXIT_DIFFERS = EXIT_ALERTS
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
 SAMPLE_DATASET = Path("samples", "cloudtrail")
 RENDERERS = {"text": render_text, "json": render_json, "jsonl": render_jsonl}
+FORMATS = sorted(RENDERERS.keys() | DIFF_RENDERERS.keys())
 STDOUT_NAME = "-"
 
 DESCRIPTION = """\
@@ -76,12 +81,16 @@ alerts:
   never changes the alerts. An alert's dedup window runs from its first event for
   DedupPeriodMinutes (0 means Panther's default, 60; below 5 means 5, as Panther applies them);
   the alert keeps its first event's title and alert context, counts events, and takes the
-  highest severity among them.
+  highest severity among them. A group is an alert once it reaches the rule's Threshold, in
+  distinct unique() values when the rule defines unique() (exactly; Panther estimates), else in
+  events. The matches of a CreateAlert: false rule are signals: grouped the same way, listed
+  apart, never alerts.
 
 exit status:
   {EXIT_OK}  the run was clean (every input read; malformed records and rule errors are
      reported but only change the status with --strict)
-  {EXIT_ALERTS}  --fail-on-alert was given and at least one alert was raised
+  {EXIT_ALERTS}  --fail-on-alert was given and at least one alert was raised (signals of
+     CreateAlert: false rules are not alerts), or --baseline was given and anything differs
   {EXIT_USAGE}  usage error: bad option, --path not a directory, no repository found, no sample
      dataset when no input was given, --output not writable or naming an input
   {EXIT_UNREADABLE_INPUT}  some input was unreadable, wholly or in part (missing path, no
@@ -92,9 +101,20 @@ exit status:
      error, no enabled AWS.CloudTrail rule)
   {EXIT_REPORT_UNWRITTEN}  the report could not be written (disk full, closed or broken stdout)
   {EXIT_LIMIT}  more matching events than --max-matches: the replay stopped
+  {EXIT_BASELINE}  the --baseline report is missing, unreadable, not JSON or not a report
+     (wrong or no schema_version, truncated): checked before anything is replayed
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the totals so far go to stderr
   {EXIT_TERMINATED}  terminated (SIGTERM); temporary files are removed
   Of {EXIT_UNREADABLE_INPUT}, {EXIT_BAD_RECORDS} and {EXIT_ALERTS}, the first that applies wins.
+  A diff is still written when {EXIT_UNREADABLE_INPUT} or {EXIT_BAD_RECORDS} wins, and warns of it.
+
+alert diff (--baseline):
+  --baseline REPORT compares this run with an earlier --format json report and writes what
+  changed instead of the report: per rule, alerts and signal groups added, removed and changed
+  (severity, title, events, first/last seen, dedup, distinct values), and changed settings and
+  counts. Groups of one rule are matched by dedup string and overlapping time span, so a
+  window that moves shows as changed; then by the event that opened them. --format text
+  (default), markdown (for a pull request's job summary) or json.
 """
 
 
@@ -120,10 +140,18 @@ def build_parser():
     )
     parser.add_argument(
         "--format",
-        choices=sorted(RENDERERS),
+        choices=FORMATS,
         default="text",
         help="text: readable summary (default); json: one document with totals and every "
-        "rule's alerts; jsonl: one alert per line",
+        "rule's alerts; jsonl: one alert per line; with --baseline, the diff as text, "
+        "markdown or json",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REPORT",
+        help="an earlier --format json report: write what changed since it (alerts and signals "
+        f"added, removed, changed) instead of the report, and exit {EXIT_DIFFERS} if anything "
+        "did",
     )
     parser.add_argument(
         "-o",
@@ -306,6 +334,16 @@ class Run:
         if problem:
             say(f"detection-replay: error: {printable(problem)}")
             return EXIT_USAGE
+        baseline = None
+        if args.baseline is not None:
+            try:
+                baseline = load_baseline(args.baseline)
+            except BaselineError as error:
+                say(
+                    f"detection-replay: error: baseline {printable(args.baseline)} cannot be "
+                    f"used: {printable(error)}"
+                )
+                return EXIT_BASELINE
         try:  # S3 credentials are checked before anything is read (boto3 only with s3:// inputs)
             s3 = s3_inputs.reader_for(args)
         except s3_inputs.S3SetupError as error:
@@ -323,8 +361,15 @@ class Run:
         except MatchLimitExceeded as error:
             say(f"detection-replay: error: {error}" + self.partial_totals())
             return EXIT_LIMIT
+        if baseline is None:
+            text = RENDERERS[args.format](document)
+        else:
+            diff = diff_reports(baseline, document, args.baseline)
+            if status == EXIT_OK and diff["differs"]:
+                status = EXIT_DIFFERS
+            text = DIFF_RENDERERS[args.format](diff)
         try:
-            write_report(args.output, RENDERERS[args.format](document))
+            write_report(args.output, text)
         except OSError as error:
             where = "standard output" if _to_stdout(args) else printable(args.output)
             reason = error.strerror or str(error)
@@ -352,6 +397,10 @@ def _repository(args):
 def _usage_problem(args, repository, inputs):
     if not args.inputs and not (repository / SAMPLE_DATASET).is_dir():
         return f"no input given and no sample dataset at {repository / SAMPLE_DATASET}"
+    if args.baseline is None and args.format not in RENDERERS:
+        return f"--format {args.format} writes an alert diff: give --baseline REPORT"
+    if args.baseline is not None and args.format not in DIFF_RENDERERS:
+        return f"--format {args.format} lists a report's alerts: not a diff (--baseline)"
     problem = s3_inputs.usage_problem(args)
     if problem or _to_stdout(args):
         return problem
@@ -364,6 +413,8 @@ def _usage_problem(args, repository, inputs):
     identity = file_identity(output)
     if identity is not None and any(file_identity(path) == identity for path in inputs):
         return f"--output {output} is also an input: it would be overwritten"
+    if identity is not None and args.baseline and file_identity(args.baseline) == identity:
+        return f"--output {output} is the baseline: it would be overwritten"
     return None
 
 
@@ -478,7 +529,7 @@ def _warn_on_stderr(document, args):
         say(f"detection-replay: empty directory: {printable(name)}")
     if document["records_read"] == 0:
         say("detection-replay: no input yielded a record")
-    if args.format == "text" and _to_stdout(args):
+    if args.format == "text" and _to_stdout(args) and args.baseline is None:
         return
     for line in problem_lines_for_stderr(document):
         say(f"detection-replay: {line}")

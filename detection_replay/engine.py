@@ -368,7 +368,14 @@ class Replay:
                 window_end=seconds + rule.dedup_period_seconds,
             )
 
-        self.grouper.add_match(rule, result.dedup_output, seconds, severity, first_alert)
+        self.grouper.add_match(
+            rule,
+            result.dedup_output,
+            seconds,
+            severity,
+            first_alert,
+            unique_value=result.unique_output,
+        )
 
     @property
     def rule_errors(self):

@@ -13,15 +13,20 @@
     unreadable_inputs   inputs that could not be read, or not wholly (see `unreadable`)
     inputs_with_records inputs that yielded at least one record
     digest_files_skipped  CloudTrail digest files (AWSLogs/.../CloudTrail-Digest/) skipped
-    alert_count         alerts over all rules (after each rule's Threshold)
+    alert_count         alerts over all rules (after each rule's Threshold); never signals
     alerts_not_listed   alerts counted but not listed, past --max-alerts
+    signal_count        signals over all rules: matching events of CreateAlert: false rules
+    signals_not_listed  signal groups counted but not listed, past --max-alerts
     seconds             wall time of the replay itself (not start-up or rule loading)
     events_per_second   records_read / seconds
     exit_status         the command's exit status
     rules               per replayed rule: rule_id, severity (YAML), dedup_period_minutes
                         (as Panther applies it), threshold, matched, alert_count, alerts
                         (below), errors {function: count}, error_examples [{function, error,
-                        where}]
+                        where}]; create_alert (YAML CreateAlert; false: a signal rule), unique
+                        (the rule defines unique(): its threshold counts distinct values),
+                        signal_count (its signals, one per matching event), signal_groups (how
+                        many groups they form), signals (the groups, listed like alerts)
     rules_not_replayed  IDs of the repository's other rules (disabled or not AWS.CloudTrail)
     malformed_examples  the first malformed records: [{where, problem}]
     unreadable          [{input, error}]; an input broken part-way shows once per break, its
@@ -32,7 +37,14 @@
 
 An alert (also one line of `--format jsonl`): rule_id, severity (highest among its events),
 title and alert_context (its first event's), dedup, events, first_seen and last_seen (eventTime,
-ISO 8601 UTC) and first_event_at (input and line/record of its first event).
+ISO 8601 UTC) and first_event_at (input and line/record of its first event); kind ("alert");
+unique_values (distinct values its events' unique() returned, null when the rule defines no
+unique()) and unique_values_capped (true when more were seen than counted exactly: the count
+is then a lower bound).
+
+A signal group has the same fields with kind "signal": the matches of a CreateAlert: false rule
+with one dedup string in one dedup window, as an alert would group them (no Threshold applies).
+`--format jsonl` writes the alerts, then the signal groups, one per line.
 
 File names are reported as valid UTF-8 (bytes that are not, as \\xNN); the text summary also
 escapes control characters in anything taken from logs or file names, so a log cannot forge
@@ -64,6 +76,8 @@ def build_document(replay, repository, exit_status, discovery=None):
         "digest_files_skipped": replay.digest_files,
         "alert_count": sum(rule["alert_count"] for rule in rules),
         "alerts_not_listed": replay.grouper.not_listed,
+        "signal_count": sum(rule["signal_count"] for rule in rules),
+        "signals_not_listed": replay.grouper.signals.not_listed,
         "seconds": round(totals.seconds, 6),
         "events_per_second": round(totals.events_per_second, 1),
         "exit_status": exit_status,
@@ -87,6 +101,11 @@ def _rule_document(rule, grouper):
         "alerts": [alert.as_dict() for alert in grouper.alerts_of(rule)],
         "errors": dict(rule.errors.counts),
         "error_examples": rule.errors.examples,
+        "create_alert": rule.create_alert,
+        "unique": rule.unique_defined,
+        "signal_count": grouper.signal_count(rule),
+        "signal_groups": grouper.signal_group_count(rule),
+        "signals": [group.as_dict() for group in grouper.signals_of(rule)],
     }
 
 
@@ -96,6 +115,9 @@ def render_json(document):
 
 def render_jsonl(document):
     lines = [orjson.dumps(alert).decode() for rule in document["rules"] for alert in rule["alerts"]]
+    lines += [
+        orjson.dumps(group).decode() for rule in document["rules"] for group in rule["signals"]
+    ]
     return "".join(f"{line}\n" for line in lines)
 
 
@@ -113,22 +135,21 @@ def render_text(document):
 
 
 def _rule_lines(rule):
-    alerts = rule["alerts"]
-    lines = [
-        f"{printable(rule['rule_id'])} (severity {printable(rule['severity'])}, dedup "
-        f"{rule['dedup_period_minutes']} min): {rule['alert_count']} alert(s) from "
-        f"{rule['matched']} matching event(s)"
-    ]
-    for alert in alerts:
-        lines.append(f"  [{printable(alert['severity'])}] {printable(alert['title'])}")
+    signal_rule = not rule["create_alert"]
+    listed = rule["signals"] if signal_rule else rule["alerts"]
+    counted = rule["signal_groups"] if signal_rule else rule["alert_count"]
+    lines = [f"{printable(rule['rule_id'])} ({_rule_settings(rule)}): {_rule_outcome(rule)}"]
+    for group in listed:
+        marker = "signal " if signal_rule else ""
+        lines.append(f"  {marker}[{printable(group['severity'])}] {printable(group['title'])}")
         lines.append(
-            f"      events {alert['events']}, first seen {alert['first_seen']}, "
-            f"last seen {alert['last_seen']}"
+            f"      events {group['events']}{_distinct_values(group)}, first seen "
+            f"{group['first_seen']}, last seen {group['last_seen']}"
         )
-    if rule["alert_count"] > len(alerts):
-        lines.append(
-            f"  ... and {rule['alert_count'] - len(alerts)} more, not listed (--max-alerts)"
-        )
+        if signal_rule:  # what a correlation rule would join on
+            lines.append(f"      dedup {printable(group['dedup'])}")
+    if counted > len(listed):
+        lines.append(f"  ... and {counted - len(listed)} more, not listed (--max-alerts)")
     for function, count in sorted(rule["errors"].items()):
         lines.append(f"  rule error: {function}() raised {count} time(s)")
     for example in rule["error_examples"]:
@@ -138,6 +159,36 @@ def _rule_lines(rule):
         )
     lines.append("")
     return lines
+
+
+def _distinct_values(group):
+    if group["unique_values"] is None:
+        return ""
+    at_least = "at least " if group["unique_values_capped"] else ""
+    return f", distinct unique() values {at_least}{group['unique_values']}"
+
+
+def _rule_settings(rule):
+    settings = [
+        f"severity {printable(rule['severity'])}",
+        f"dedup {rule['dedup_period_minutes']} min",
+    ]
+    if not rule["create_alert"]:
+        settings.insert(0, "signals only, CreateAlert: false")
+    elif rule["unique"]:
+        settings.append(f"threshold {rule['threshold']} distinct unique() values")
+    elif rule["threshold"] > 1:
+        settings.append(f"threshold {rule['threshold']} events")
+    return ", ".join(settings)
+
+
+def _rule_outcome(rule):
+    if not rule["create_alert"]:
+        return (
+            f"{rule['signal_count']} signal(s) in {rule['signal_groups']} group(s) from "
+            f"{rule['matched']} matching event(s)"
+        )
+    return f"{rule['alert_count']} alert(s) from {rule['matched']} matching event(s)"
 
 
 def _problem_lines(document):
@@ -175,6 +226,14 @@ def _total_lines(document):
         ("seconds", f"{document['seconds']:.2f}"),
         ("events/s", f"{document['events_per_second']:,.0f}"),
     ]
+    if any(not rule["create_alert"] for rule in document["rules"]):
+        rows.insert(
+            rows.index(("alerts", f"{document['alert_count']:,}")) + 1,
+            (
+                "signals",
+                f"{document['signal_count']:,}",
+            ),
+        )
     if document["digest_files_skipped"]:
         rows.insert(4, ("digest files", f"{document['digest_files_skipped']:,}"))
     width = max(len(value) for _, value in rows)

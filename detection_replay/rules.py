@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from panther_core.rule import TYPE_RULE, Rule
+from panther_core.rule import TYPE_RULE, UNIQUE_FUNCTION, Rule
 
 from detection_replay.deferred_imports import import_deferring
 from detection_replay.kv_store import KeyValueStore
@@ -92,6 +92,10 @@ class LoadedRule:
     swallowed: _SwallowedErrors
     errors: RuleErrors = field(default_factory=RuleErrors)
     matched: int = 0
+    # CreateAlert: false makes the rule's matches signals (for correlation rules), never alerts.
+    create_alert: bool = True
+    # The module defines unique(): its Threshold counts distinct unique() values, not events.
+    unique_defined: bool = False
 
     @property
     def quick_matcher(self):
@@ -309,6 +313,8 @@ def _runnable(item):
         threshold=int(spec.get("Threshold", 1)),
         engine=engine,
         swallowed=swallowed,
+        create_alert=bool(spec.get("CreateAlert", True)),
+        unique_defined=hasattr(engine.module, UNIQUE_FUNCTION),
     )
 
 
