@@ -5,6 +5,7 @@ unique-value thresholding (proven through the replay, since `pat test` runs one 
 import copy
 import gzip
 import json
+from datetime import UTC, datetime
 
 import cloudtrail_fields
 import pytest
@@ -19,6 +20,8 @@ from repo import (
     yaml_test,
     yaml_tests,
 )
+
+from detection_replay import replay_events
 
 RULE = load_module(RULE_FILE, "per_event_rule_beside_bulk")
 BULK = load_module(BULK_RULE_FILE, "bulk_rule_under_test")
@@ -240,3 +243,89 @@ def test_the_bulk_rule_keeps_no_state():
     source = BULK_RULE_FILE.read_text()
     assert "panther_detection_helpers" not in source
     assert "address_history" not in source
+
+
+# --- the threshold, as Panther applies it: through the replay ----------------------------------
+
+START = 1_795_165_200  # 2026-11-20T09:00:00Z
+
+
+def reads(count, *, first=0, every=1, **changes):
+    """`count` distinct records (eventIDs of their own) of one caller, `every` seconds apart."""
+    return [
+        {
+            **GET,
+            "eventTime": stamp(START + first + n * every),
+            "eventID": f"3f6e2c1a-8b7d-4e5f-9a0b-{first + n:012d}",
+            **changes,
+        }
+        for n in range(count)
+    ]
+
+
+def stamp(epoch):
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bulk_alerts(records):
+    document = replay_events(REPO_ROOT, records)
+    assert document["rule_errors"] == 0
+    (bulk,) = [rule for rule in document["rules"] if rule["rule_id"] == BULK_RULE_ID]
+    return [
+        (alert["severity"], alert["events"], alert["unique_values"], alert["title"][:22])
+        for alert in bulk["alerts"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("records", "expected"),
+    [
+        pytest.param(reads(99), [], id="99 reads raise nothing"),
+        pytest.param(reads(100), [("CRITICAL", 100, 100, "Bulk S3 access through")], id="100"),
+        pytest.param(reads(300), [("CRITICAL", 300, 300, "Bulk S3 access through")], id="300"),
+        pytest.param(reads(60) * 2, [], id="60 reads delivered twice count 60"),
+        pytest.param(
+            reads(100) + reads(100),
+            [("CRITICAL", 200, 100, "Bulk S3 access through")],
+            id="100 reads delivered twice: one alert of 100 distinct records",
+        ),
+        pytest.param(
+            reads(99, every=36) + reads(1, first=3599),
+            [("CRITICAL", 100, 100, "Bulk S3 access through")],
+            id="the 100th read at the window's last second",
+        ),
+        pytest.param(
+            reads(99, every=36) + reads(1, first=3600), [], id="the 100th read a window later"
+        ),
+        pytest.param(
+            reads(100, errorCode="VpceAccessDenied"),
+            [("MEDIUM", 100, 100, "Bulk refused S3 calls ")],
+            id="100 refused calls: MEDIUM",
+        ),
+        pytest.param(
+            reads(60) + reads(60, first=60, errorCode="VpceAccessDenied"),
+            [],
+            id="60 successful and 60 refused are counted apart",
+        ),
+        pytest.param(
+            reads(60, userIdentity=IDENTITY_CENTER)
+            + reads(
+                60,
+                first=60,
+                userIdentity={**IDENTITY_CENTER, "onBehalfOf": {"userId": "another-user"}},
+            ),
+            [],
+            id="two Identity Center users with 60 reads each",
+        ),
+    ],
+)
+def test_bulk_access_is_raised_at_the_threshold_of_distinct_records(records, expected):
+    assert bulk_alerts(records) == expected
+
+
+def test_the_per_event_rule_raises_its_own_alerts_beside_the_bulk_one():
+    document = replay_events(REPO_ROOT, reads(100))
+    alerts = {rule["rule_id"]: rule["alerts"] for rule in document["rules"]}
+    (per_event,) = alerts[RULE_ID]
+    assert (per_event["severity"], per_event["events"]) == ("MEDIUM", 100)
+    assert [alert["severity"] for alert in alerts[BULK_RULE_ID]] == ["CRITICAL"]
