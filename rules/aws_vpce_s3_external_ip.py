@@ -5,8 +5,6 @@ VPN, so they reach the endpoint from private addresses. A public source address 
 activity record means traffic bridged in from outside the network boundary.
 """
 
-from panther_detection_helpers.caching import increment_counter
-
 from cloudtrail_context import json_safe, network_activity_context
 from cloudtrail_fields import (
     UNKNOWN,
@@ -22,6 +20,7 @@ from cloudtrail_fields import (
     top_level_field,
 )
 from ip_enrichment import is_matched, owner_label, source_ip_profile
+from panther_detection_helpers.caching import increment_counter
 from public_ip import external_address_check
 from windowed_counter import WindowCount, count_in_window
 

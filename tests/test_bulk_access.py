@@ -13,14 +13,13 @@ from decimal import Decimal
 import boto3
 import botocore.exceptions
 import pytest
+import windowed_counter
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis_profiles import fuzz_settings
 from moto.core.botocore_stubber import MockRawResponse
 from panther_core.enriched_event import PantherEvent
 from repo import yaml_test
-
-import windowed_counter
 
 GET = yaml_test("Real-shaped GetObject from a public IPv4 address, no requestParameters")["Log"]
 THRESHOLD = 100

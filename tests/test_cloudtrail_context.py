@@ -6,13 +6,12 @@ import math
 from collections import OrderedDict, UserList
 from types import MappingProxyType
 
+import cloudtrail_context as ctx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from panther_core.enriched_event import PantherEvent
 from raw_view import RawViewOnly
-
-import cloudtrail_context as ctx
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=3000),

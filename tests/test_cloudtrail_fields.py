@@ -3,11 +3,10 @@
 import json
 from types import MappingProxyType
 
+import cloudtrail_fields as fields
 import pytest
 from panther_core.enriched_event import PantherEvent
 from raw_view import RawViewOnly
-
-import cloudtrail_fields as fields
 
 OWNER = "123456789012"
 OTHER = "777788889999"

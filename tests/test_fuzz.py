@@ -13,7 +13,12 @@ import math
 from collections.abc import Mapping
 from unittest import mock
 
+import cloudtrail_context
+import cloudtrail_fields
+import ip_enrichment
+import public_ip
 import pytest
+import windowed_counter
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from hypothesis_profiles import fuzz_settings
@@ -34,11 +39,6 @@ from strategies import (
     resource_lists,
 )
 
-import cloudtrail_context
-import cloudtrail_fields
-import ip_enrichment
-import public_ip
-import windowed_counter
 from detection_replay.kv_store import KeyValueStore
 
 RULE = load_module(RULE_FILE, "aws_vpce_s3_external_ip_under_fuzz")

@@ -1,9 +1,8 @@
 """Reading Panther's p_enrichment for the source address: every shape, never a guess."""
 
+import ip_enrichment as enrich
 import pytest
 from panther_core.enriched_event import PantherEvent
-
-import ip_enrichment as enrich
 
 IP = "198.199.88.17"
 DO_ASN = {"asn": "AS14061", "name": "DigitalOcean, LLC", "type": "hosting", "p_match": IP}

@@ -8,13 +8,12 @@ value is cut is part of what the alert context promises (bounded, and as much as
 import enum
 import math
 
-import pytest
-from panther_core.enriched_event import PantherEvent
-from repo import yaml_test
-
 import cloudtrail_context as ctx
 import cloudtrail_fields as fields
 import public_ip
+import pytest
+from panther_core.enriched_event import PantherEvent
+from repo import yaml_test
 
 T = ctx.TRUNCATED
 LONG = "x" * 500

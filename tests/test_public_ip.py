@@ -7,11 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import public_ip
 import pytest
 from address_cases import ALL_CASES, IPV4_CASES, IPV6_CASES
 from repo import HELPERS_DIR
-
-import public_ip
 
 TESTS_DIR = Path(__file__).resolve().parent
 SUPPORTED_PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]

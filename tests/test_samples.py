@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from panther_core.enriched_event import PantherEvent
 from panther_core.rule import Rule
-from repo import REPO_ROOT, RULE_FILE, RULE_ID, rule_spec
-
 from public_ip import is_public_ip
+from repo import REPO_ROOT, RULE_FILE, RULE_ID, rule_spec
 
 SAMPLES = REPO_ROOT / "samples"
 GENERATOR = SAMPLES / "generate.py"
