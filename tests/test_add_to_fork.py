@@ -268,7 +268,6 @@ def assert_own_results_kept_plus_ours(before, after):
     )
 
 
-@pytest.mark.slow
 def detection_ids(root):
     return {
         item.id
@@ -277,6 +276,7 @@ def detection_ids(root):
     }
 
 
+@pytest.mark.slow
 def test_the_forks_tests_pass_with_their_results_unchanged_plus_ours(fork, capsys):
     ids = detection_ids(fork) | set(RULE_IDS)
     before = pat_run(PAT, fork, "test")
@@ -519,6 +519,23 @@ def _another_lookup_table_with_our_name(fork, package):
     return fork, package
 
 
+def _two_of_our_files_on_one_path(fork, package):
+    (rule,) = package_items("rule")
+    spec_file, code_file = item_files(rule)
+    twin = package / "rules" / "twin"
+    twin.mkdir()
+    spec = yaml.safe_load((REPO_ROOT / spec_file).read_text())
+    spec["RuleID"] = "AWS.CloudTrail.VPCE.Twin"
+    _write(twin, spec_file.name, yaml.safe_dump(spec))
+    _write(twin, code_file.name, (REPO_ROOT / code_file).read_text())
+    return fork, package
+
+
+def _an_unreadable_spec_of_ours(fork, package):
+    _write(package, "rules/broken.yml", "AnalysisType: rule\nRuleID: [unclosed\n")
+    return fork, package
+
+
 REFUSALS = {
     "fork does not exist": (_not_there, "does not exist"),
     "fork is a file": (_a_file, "is not a directory"),
@@ -549,6 +566,8 @@ REFUSALS = {
         _another_file_at_our_schemas_path,
         "would overwrite fork files",
     ),
+    "two of our files on one path": (_two_of_our_files_on_one_path, "would land on"),
+    "an unreadable spec of ours": (_an_unreadable_spec_of_ours, "own specs cannot be read"),
     "a lookup table of our name": (
         _another_lookup_table_with_our_name,
         "already defines the lookup_table",
@@ -571,6 +590,23 @@ def test_refusals_say_why_and_touch_nothing(tmp_path, fork_and_package, capsys, 
     assert err.startswith("add-to-fork: refused, nothing was changed: ")
     assert message in err
     assert snapshot(tmp_path) == before
+
+
+def test_malformed_fork_specs_are_left_alone(fork, capsys):
+    """The fork's own broken files are the fork's tests' business: read around, never touched."""
+    one_id = f"{{IDs: {RULE_IDS[0]}}}\n"  # a string where the list goes
+    broken = {
+        "packs/broken.yml": "AnalysisType: pack\nPackID: Broken\nPackDefinition: [x]\n",
+        "packs/no_list.yml": "AnalysisType: pack\nPackID: NoList\nPackDefinition: " + one_id,
+        "rules/odd/odd.yml": "AnalysisType: rule\nRuleID: Odd\nLogTypes: AWS.CloudTrail\n",
+        "rules/odd/bad.yml": "AnalysisType: rule\nRuleID: [unclosed\n",
+        "rules/odd/no_id.yml": "AnalysisType: rule\nFilename: x.py\n",
+    }
+    for path, text in broken.items():
+        _write(fork, path, text)
+    code, _, err = run_tool(capsys, fork)
+    assert (code, err) == (0, "")
+    assert {path: (fork / path).read_text() for path in broken} == broken
 
 
 # --- Inserting IDs into a pack: only lines added ----------------------------------------------

@@ -181,11 +181,11 @@ def read(root, path):
 
 def rules_dir_for(rule, fork_items):
     """The fork's directory holding most rules of this rule's log types (ties: first by name)."""
-    log_types = set(rule.spec.get("LogTypes") or ())
+    wanted = log_types(rule.spec)
     counts = Counter(
         item.directory
         for item in fork_items
-        if item.kind == rule.kind and log_types & set(item.spec.get("LogTypes") or ())
+        if item.kind == rule.kind and wanted & log_types(item.spec)
     )
     if not counts:
         return PurePosixPath(DEFAULT_RULES_DIR)
@@ -203,8 +203,16 @@ def installed_ids(ours, fork_items):
 
 
 def pack_ids(spec):
-    ids = (spec.get("PackDefinition") or {}).get("IDs") or []
-    return [value for value in ids if isinstance(value, str)]
+    definition = spec.get("PackDefinition")
+    ids = definition.get("IDs") if isinstance(definition, dict) else None
+    return [value for value in ids if isinstance(value, str)] if isinstance(ids, list) else []
+
+
+def log_types(spec):
+    values = spec.get("LogTypes")
+    return (
+        {value for value in values if isinstance(value, str)} if isinstance(values, list) else set()
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,7 +294,7 @@ def data_models_by_log_type(items):
     models = {}
     for item in items:
         if item.kind == "datamodel":
-            for log_type in item.spec.get("LogTypes") or ():
+            for log_type in sorted(log_types(item.spec)):
                 models[log_type] = item.id
     return models
 
@@ -295,13 +303,13 @@ def required_ids(listed, ours_by_id, dependencies, models, known):
     """What check-packs demands of a pack for the items of ours it lists: their helpers, imported
     directly or through another helper, and the data model of each of their log types."""
     needed = closure([i for i in listed if i in ours_by_id], dependencies) & known
-    log_types = {
+    used = {
         log_type
         for item_id in needed
         if item_id in ours_by_id
-        for log_type in ours_by_id[item_id].spec.get("LogTypes") or ()
+        for log_type in log_types(ours_by_id[item_id].spec)
     }
-    needed |= {models[log_type] for log_type in log_types if log_type in models}
+    needed |= {models[log_type] for log_type in used if log_type in models}
     return needed
 
 
@@ -504,6 +512,9 @@ def schema_targets(ours, package_root, fork_root, installed):
 
 def assemble(fork_root, targets, replaced, kept, notes):
     """The plan's file operations, once every file to be overwritten may be overwritten."""
+    landing = Counter(target.path for target in targets)
+    if twice := sorted(str(path) for path, count in landing.items() if count > 1):
+        raise Refused("two of the package's files would land on " + ", ".join(twice))
     writes, conflicts = [], []
     for target in targets:
         existing = read(fork_root, target.path)
