@@ -35,7 +35,8 @@ test-rules:
 test-python:
 	$(BIN)/python -m pytest
 
-lint:
+# A fork's linters too (lint-fork, below): no fork should see a failure first.
+lint: lint-fork
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/actionlint
@@ -68,3 +69,22 @@ replay: install
 .PHONY: mutation
 mutation: install
 	$(BIN)/python mutation/run.py
+
+.PHONY: add-to-fork lint-fork
+
+# Copy this package into a panther-analysis fork: make add-to-fork FORK=../panther-analysis
+# (ARGS=--dry-run says what it would change). See "Adding the package to a panther-analysis fork".
+add-to-fork: install
+	@test -n "$(FORK)" || { echo "usage: make add-to-fork FORK=path/to/your/fork" >&2; exit 2; }
+	$(BIN)/python tools/add_to_fork.py $(ARGS) "$(FORK)"
+
+# A panther-analysis fork's make lint (pylint, bandit, isort, black with the fork's settings, kept
+# in pyproject.toml) on the Python files add-to-fork copies. Every linter runs; any failure fails.
+FORK_COPIED := rules global_helpers
+lint-fork: install
+	@status=0; \
+	for linter in "pylint $(FORK_COPIED)" "bandit -q -c pyproject.toml -r $(FORK_COPIED)" \
+	    "isort --profile=black --check-only $(FORK_COPIED)" \
+	    "black --line-length=100 --check $(FORK_COPIED)"; do \
+	    echo "$(BIN)/$$linter"; $(BIN)/$$linter || status=1; \
+	done; exit $$status

@@ -119,7 +119,7 @@ WORKFLOW_CASES = {
         (0, 0),
         [
             "### Alert diff: alerts: 4 added, 2 changed",
-            "dedup minutes: 60 → 5 · alerts: 9 → 13",
+            "dedup minutes: 60 → 5 · alerts: 8 → 12",
             "| changed | MEDIUM | S3 GetObject (bucket not in record) by ReportingBatch",
         ],
     ),
