@@ -69,6 +69,8 @@ RULE_IDS = sorted(spec_id(item) for item in package_items("rule"))
 def per_event_rule():
     (rule,) = [item for item in package_items("rule") if spec_id(item) == RULE_ID]
     return rule
+
+
 GLOBAL_IDS = sorted(spec_id(item) for item in package_items("global"))
 (OUR_PACK,) = package_items("pack")
 OUR_PACK_FILE = item_files(OUR_PACK)[0]
