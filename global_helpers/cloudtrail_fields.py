@@ -277,6 +277,16 @@ def source_address(event, max_chars=MAX_TITLE_PART_CHARS):
     return (text_form or UNKNOWN)[:max_chars]
 
 
+def shown(event, name, max_chars=MAX_TITLE_PART_CHARS):
+    """A top-level string field as a title shows it: bounded, <unknown> when it is no text."""
+    return (text(field(event, name)) or UNKNOWN)[:max_chars]
+
+
+def service_name(event):
+    """The service's short name: "kms" of eventSource kms.amazonaws.com."""
+    return shown(event, "eventSource").split(".", 1)[0]
+
+
 def session_name(event):
     """The assumed-role session name (often the person or workload), when the record says."""
     if identity_type(event) != "AssumedRole":

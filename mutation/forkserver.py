@@ -94,7 +94,10 @@ def handle(listener, connection):
 TESTS_FIRST = {
     "rules/aws_vpce_s3_external_ip.py": ["tests/test_rule.py", "tests/test_overrides.py"],
     "rules/aws_vpce_s3_external_ip_bulk_access.py": ["tests/test_bulk_rule.py"],
-    "global_helpers/vpce_family.py": ["tests/test_overrides.py", "tests/test_bulk_rule.py"],
+    "rules/aws_vpce_access_denied.py": ["tests/test_vpce_family.py"],
+    "rules/aws_vpce_external_principal.py": ["tests/test_vpce_family.py"],
+    "rules/aws_vpce_sensitive_api_calls.py": ["tests/test_vpce_family.py"],
+    "global_helpers/vpce_family.py": ["tests/test_vpce_family.py", "tests/test_overrides.py"],
     "global_helpers/public_ip.py": ["tests/test_public_ip.py"],
     "global_helpers/cloudtrail_fields.py": ["tests/test_cloudtrail_fields.py"],
     "global_helpers/cloudtrail_context.py": ["tests/test_cloudtrail_context.py"],

@@ -25,7 +25,12 @@ from cloudtrail_fields import (
 )
 from ip_enrichment import described_address, source_ip_profile
 from panther_detection_helpers.caching import get_string_set, put_string_set
-from vpce_family import SETTINGS_IN_EFFECT, TRUSTED_TABLES, is_external_s3_data_access
+from vpce_family import (
+    SETTINGS_IN_EFFECT,
+    TRUSTED_TABLES,
+    family_context,
+    is_external_s3_data_access,
+)
 
 # --- Overrides: edit these assignments to tune this rule. ---------------------------------------
 
@@ -161,6 +166,7 @@ def alert_context(event):
     context = network_activity_context(event)
     context["denied"] = found.outcome == "denied"
     context["outcome"] = found.outcome
+    context["vpceFamily"] = family_context(event)
     context["addressHistory"] = (
         None if found.history is None else history_context(found.history, HISTORY_DAYS)
     )

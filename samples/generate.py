@@ -2,8 +2,8 @@
 """Write the sample CloudTrail dataset: one day of a small organisation, as its trails deliver it.
 
 Two accounts (123456789012 "prod", 444455556666 "analytics") in two regions: management events,
-S3 data events, and VPC endpoint network activity events (S3, KMS, Secrets Manager), mostly from
-private VPC addresses, with a handful of planted incidents for AWS.CloudTrail.VPCE.S3ExternalIP
+S3 data events, and VPC endpoint network activity events (S3, KMS, Secrets Manager, EC2), mostly
+from private VPC addresses, with a handful of planted incidents for the VPC endpoint family of rules
 (see INCIDENTS). Records follow the shapes in network-activity-events.md: network activity records
 carry no userAgent, requestParameters, responseElements, resources, readOnly or managementEvent,
 and callers from another account appear redacted as {"type": "AWSAccount", ...}.
@@ -39,6 +39,7 @@ DELIVERY_MINUTES = 15
 PROD = "123456789012"
 ANALYTICS = "444455556666"
 OUTSIDER = "777788889999"  # not in the organisation
+PARTNER = "210987654321"  # a vendor's account, not in the organisation
 US = "us-east-1"
 EU = "eu-west-1"
 
@@ -108,6 +109,8 @@ CALLERS = {
         # outside the organisation: only ever seen redacted
         "outsider": ("IAMUser", OUTSIDER, "unknown", "AIDAEXAMPLEOUTSIDR15", "",
                      "AKIAEXAMPLEOUTSIDR15"),
+        "vendor": ("IAMUser", PARTNER, "vendor-sync", "AIDAEXAMPLEVENDORSY16", "",
+                   "AKIAEXAMPLEVENDORSY16"),
     }.items()
 }  # fmt: skip
 
@@ -115,6 +118,7 @@ ENDPOINTS = {
     (PROD, US, "s3"): "vpce-0c4d1f29a7be5310e",
     (PROD, US, "kms"): "vpce-07a2e6b1d9c3f4851",
     (PROD, US, "secretsmanager"): "vpce-0e93b5c7a1d2f6084",
+    (PROD, US, "ec2"): "vpce-0a6c8e2f4b1d39570",
     (PROD, EU, "s3"): "vpce-0b8f2d6e4c1a3957d",
     (PROD, EU, "kms"): "vpce-05d1c7e9a3b6f2480",
     (PROD, EU, "secretsmanager"): "vpce-09a4e2c6b8d1f3575",
@@ -220,6 +224,9 @@ WORKLOADS = (
              (("GetSecretValue", 1),), user_agent="java"),
     Workload("notebook", ANALYTICS, US, "kms", 60, "business_us", ("10.20.5.14",),
              (("Decrypt", 1),)),
+    # Monitoring polls EC2 through its interface endpoint.
+    Workload("monitoring", PROD, US, "ec2", 144, "flat", ("10.0.30.5",),
+             (("DescribeInstances", 3), ("DescribeNetworkInterfaces", 1))),
 )  # fmt: skip
 
 
@@ -337,6 +344,13 @@ INCIDENTS = (
     Incident("bulk exfiltration", "exporter", ANALYTICS, US, "146.70.117.35", "22:41:05",
              _reads(*(n * 7 // 8 for n in range(300))), "acme-analytics-scratch",
              user_agent="boto3"),
+    # (g) A vendor's key, on a host of theirs in prod's shared VPC, reads prod's secrets.
+    Incident("foreign principal", "vendor", PROD, US, "10.0.77.40", "11:26:09",
+             _reads(0, 4, 9, service="secretsmanager", name="GetSecretValue")),
+    # (h) Someone on a prod ETL host disables the data lake's key, then schedules its deletion.
+    Incident("key destruction", "etl", PROD, US, "10.0.142.17", "16:40:12",
+             _reads(0, service="kms", name="DisableKey")
+             + _reads(21, service="kms", name="ScheduleKeyDeletion"), user_agent="java"),
 )  # fmt: skip
 
 HEX = "0123456789abcdef"

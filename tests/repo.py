@@ -71,7 +71,10 @@ def rule_source_with(tmp_path, path=RULE_FILE, **assignments):
     edit it."""
     source = path.read_text()
     for name, value in assignments.items():
-        pattern = re.compile(rf"^{name} = (?:\[(?:\]|\n.*?^\])|[^\[\n][^\n]*)$", re.M | re.S)
+        # A one-line value, or a list or dict spread over lines up to its closing bracket.
+        pattern = re.compile(
+            rf"^{name} = (?:\[(?:\]|\n.*?^\])|\{{(?:\}}|\n.*?^\}})|[^\[{{\n][^\n]*)$", re.M | re.S
+        )
         source, count = pattern.subn(f"{name} = {value!r}", source)
         assert count == 1, f"no assignment of {name} in {path.name}"
     edited = tmp_path / f"edited_{uuid.uuid4().hex}.py"

@@ -408,6 +408,60 @@ deep_headers = st.fixed_dictionaries(
         "sourceIPAddress": one_in(4, source_addresses, public_addresses),
     }
 )
+# Header fields of the rest of the VPC endpoint family: every service and operation its tables
+# name, and a few they do not.
+FAMILY_SERVICES = sorted({*vpce_family.CHANGES, *vpce_family.ROUTINE, "sts.amazonaws.com"})
+ENDPOINT_OWNER = "123456789012"
+# (service, operation) pairs by the kind the family's tables give them.
+CALLS_BY_KIND = {
+    "change": sorted(
+        (service, name) for service, names in vpce_family.CHANGES.items() for name in names
+    ),
+    "routine": sorted(
+        (service, name) for service, names in vpce_family.ROUTINE.items() for name in names
+    ),
+    "other": [
+        ("kms.amazonaws.com", "ListKeys"),
+        ("sts.amazonaws.com", "GetCallerIdentity"),
+        ("s3.amazonaws.com", "ListObjects"),
+        ("s3.amazonaws.com", "GetObject"),
+    ],
+}
+family_calls = st.sampled_from(sorted(CALLS_BY_KIND)).flatmap(
+    lambda kind: st.sampled_from(CALLS_BY_KIND[kind])
+)
+# Callers of the endpoint's own account, of another, and of any shape.
+family_callers = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.just("AssumedRole"), "accountId": st.just(ENDPOINT_OWNER)},
+        optional={"principalId": principal_ids, "arn": arns},
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("AWSAccount"), "principalId": principal_ids, "accountId": account_ids}
+    ),
+    user_identities,
+)
+
+
+def _family_record(call, fields):
+    service, name = call
+    return {"eventSource": service, "eventName": name, **fields}
+
+
+family_headers = st.builds(
+    _family_record,
+    family_calls,
+    st.fixed_dictionaries(
+        {
+            "eventType": one_in(8, free_values, st.just("AwsVpceEvent")),
+            "eventCategory": one_in(8, free_values, st.just("NetworkActivity")),
+            "sourceIPAddress": st.one_of(source_addresses, public_addresses),
+            "userIdentity": family_callers,
+            "vpcEndpointAccountId": one_in(8, account_ids, st.just(ENDPOINT_OWNER)),
+            "errorCode": st.sampled_from([None, "VpceAccessDenied", "AccessDenied"]),
+        }
+    ),
+)
 # Header fields drawn freely: any value, any address form.
 free_headers = st.fixed_dictionaries(
     {},
@@ -435,20 +489,33 @@ def _merge(headers, rest, extra):
     return event
 
 
-cloudtrail_events = st.builds(
+# Network activity of the rest of the VPC endpoint family: every kind of call, caller, address
+# and outcome its rules tell apart.
+family_events = st.builds(
+    _merge, family_headers, st.fixed_dictionaries({}, optional=OPTIONAL_KEYS), extra_fields
+)
+# S3 network activity, and anything else: what the S3 rules tell apart.
+s3_events = st.builds(
     _merge,
     one_in(4, free_headers, deep_headers),
     st.fixed_dictionaries({}, optional=OPTIONAL_KEYS),
     extra_fields,
 )
-"""CloudTrail-shaped events: three in four steered to reach title, dedup, severity and context."""
+cloudtrail_events = st.one_of(s3_events, family_events)
+"""CloudTrail-shaped events: three in four steered to reach the rules' title, dedup, severity and
+context (of the S3 rules, or of the rest of the family)."""
 
 # The same without the extra keys, for comparing a plain dict with a PantherEvent.
-canonical_events = st.builds(
-    _merge,
-    one_in(4, free_headers, deep_headers),
-    st.fixed_dictionaries({}, optional=OPTIONAL_KEYS),
-    st.just({}),
+canonical_events = st.one_of(
+    st.builds(
+        _merge,
+        one_in(4, free_headers, deep_headers),
+        st.fixed_dictionaries({}, optional=OPTIONAL_KEYS),
+        st.just({}),
+    ),
+    st.builds(
+        _merge, family_headers, st.fixed_dictionaries({}, optional=OPTIONAL_KEYS), st.just({})
+    ),
 )
 # Every field name the rule and helpers read, as CloudTrail spells it.
 FIELD_NAMES = frozenset(

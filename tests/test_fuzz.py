@@ -11,6 +11,7 @@ import ipaddress
 import json
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from unittest import mock
 
 import address_history
@@ -25,7 +26,15 @@ from hypothesis import strategies as st
 from hypothesis_profiles import fuzz_settings
 from panther_core.enriched_event import PantherEvent
 from panther_core.rule import Rule
-from repo import BULK_RULE_FILE, BULK_RULE_ID, RULE_FILE, RULE_ID, load_module, rule_spec
+from repo import (
+    BULK_RULE_FILE,
+    BULK_RULE_ID,
+    REPO_ROOT,
+    RULE_FILE,
+    RULE_ID,
+    load_module,
+    load_specs,
+)
 from strategies import (
     FIELD_NAMES,
     address_strings,
@@ -34,31 +43,55 @@ from strategies import (
     cloudtrail_events,
     error_codes,
     event_names,
+    family_events,
     nested_junk,
     one_in,
     request_parameters,
     resource_lists,
+    s3_events,
 )
 
 from detection_replay.kv_store import KeyValueStore
 
 RULE = load_module(RULE_FILE, "aws_vpce_s3_external_ip_under_fuzz")
 BULK_RULE = load_module(BULK_RULE_FILE, "aws_vpce_s3_external_ip_bulk_access_under_fuzz")
-RULES = {"per-event": RULE, "bulk": BULK_RULE}
-ENGINE_RULES = {
-    name: Rule(
+FAMILY_FILES = {
+    "access-denied": "aws_vpce_access_denied",
+    "external-principal": "aws_vpce_external_principal",
+    "sensitive-api-calls": "aws_vpce_sensitive_api_calls",
+}
+RULES = {
+    "per-event": RULE,
+    "bulk": BULK_RULE,
+    **{
+        name: load_module(REPO_ROOT / "rules" / f"{stem}.py", f"{stem}_under_fuzz")
+        for name, stem in FAMILY_FILES.items()
+    },
+}
+
+
+def engine_rule(rule_id):
+    (item,) = [d for d in load_specs().detections if d.analysis_spec.get("RuleID") == rule_id]
+    spec = item.analysis_spec
+    return Rule(
         {
             "id": rule_id,
             "analysisType": "RULE",
             "versionId": "0",
-            "path": str(path),
-            # what the engine reports for "DEFAULT"
-            "severity": rule_spec(rule_id)["Severity"].upper(),
+            "path": str(Path(item.dir_name, spec["Filename"])),
+            "severity": spec["Severity"].upper(),  # what the engine reports for "DEFAULT"
         }
     )
-    for name, rule_id, path in [
-        ("per-event", RULE_ID, RULE_FILE),
-        ("bulk", BULK_RULE_ID, BULK_RULE_FILE),
+
+
+ENGINE_RULES = {
+    name: engine_rule(rule_id)
+    for name, rule_id in [
+        ("per-event", RULE_ID),
+        ("bulk", BULK_RULE_ID),
+        ("access-denied", "AWS.CloudTrail.VPCE.AccessDenied"),
+        ("external-principal", "AWS.CloudTrail.VPCE.ExternalPrincipal"),
+        ("sensitive-api-calls", "AWS.CloudTrail.VPCE.SensitiveAPICalls"),
     ]
 }
 
@@ -207,19 +240,31 @@ def test_every_rule_function_keeps_its_contract(rule, view, event):
 
 
 @pytest.mark.parametrize(
-    ("rule", "severities"),
+    ("rule", "events", "severities"),
     [
-        (RULE, {(True, "LOW"), (True, "HIGH"), (True, "DEFAULT"), (False, "DEFAULT")}),
-        (BULK_RULE, {(True, "CRITICAL"), (True, "MEDIUM"), (False, "CRITICAL")}),
+        (RULE, s3_events, {(True, "LOW"), (True, "HIGH"), (True, "DEFAULT"), (False, "DEFAULT")}),
+        (BULK_RULE, s3_events, {(True, "CRITICAL"), (True, "MEDIUM"), (False, "CRITICAL")}),
+        (RULES["access-denied"], family_events, {(True, "LOW"), (True, "MEDIUM")}),
+        (
+            RULES["external-principal"],
+            family_events,
+            {(True, "LOW"), (True, "DEFAULT"), (True, "HIGH")},
+        ),
+        (
+            RULES["sensitive-api-calls"],
+            family_events,
+            {(True, "LOW"), (True, "DEFAULT"), (True, "HIGH")},
+        ),
     ],
     ids=RULES.keys(),
 )
-def test_the_generator_reaches_every_severity_and_both_answers(rule, severities):
-    """The events drawn must actually get deep into the rule, or the fuzz proves little."""
+def test_the_generator_reaches_every_severity_and_both_answers(rule, events, severities):
+    """The events drawn must actually get deep into the rule, or the fuzz proves little (each
+    strategy is one half of cloudtrail_events)."""
     seen = set()
 
-    @fuzz_settings()
-    @given(event=cloudtrail_events)
+    @fuzz_settings(max_examples=500)
+    @given(event=events)
     def record(event):
         with fresh_store():
             seen.add((rule.rule(event), rule.severity(event)))

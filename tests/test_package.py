@@ -122,7 +122,9 @@ def test_no_data_model_clashes_with_panthers():
 def test_pack_holds_the_rule_and_every_helper():
     specs = load_specs()
     (pack,) = specs.packs
-    ids = {RULE_ID, BULK_RULE_ID} | {item.analysis_spec["GlobalID"] for item in specs.globals}
+    ids = {item.analysis_spec["RuleID"] for item in specs.detections}
+    assert {RULE_ID, BULK_RULE_ID} <= ids
+    ids |= {item.analysis_spec["GlobalID"] for item in specs.globals}
     ids |= {item.analysis_spec["LookupName"] for item in specs.lookup_tables}
     assert set(pack.analysis_spec["PackDefinition"]["IDs"]) == ids
 
@@ -164,6 +166,12 @@ def test_zip_artifact_holds_the_package_and_nothing_else(tmp_path):
         "rules/aws_vpce_s3_external_ip.yml",
         "rules/aws_vpce_s3_external_ip_bulk_access.py",
         "rules/aws_vpce_s3_external_ip_bulk_access.yml",
+        "rules/aws_vpce_access_denied.py",
+        "rules/aws_vpce_access_denied.yml",
+        "rules/aws_vpce_external_principal.py",
+        "rules/aws_vpce_external_principal.yml",
+        "rules/aws_vpce_sensitive_api_calls.py",
+        "rules/aws_vpce_sensitive_api_calls.yml",
         "packs/aws_vpce_s3_external_ip.yml",
         "lookup_tables/trusted_egress_ranges.yml",
         "lookup_tables/trusted_egress_ranges.csv",

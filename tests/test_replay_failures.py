@@ -14,6 +14,7 @@ from repo import REPO_ROOT
 from test_replay_support import (
     external_get,
     mixed_records,
+    rule_report,
     run_cli,
     scratch_repository,
     write_jsonl,
@@ -126,8 +127,11 @@ def test_only_the_analysis_directories_are_loaded(capsys, tmp_path, events):
     assert status == cli.EXIT_OK
     document = json.loads(out)
     assert [rule["rule_id"] for rule in document["rules"]] == [
+        "AWS.CloudTrail.VPCE.AccessDenied",
+        "AWS.CloudTrail.VPCE.ExternalPrincipal",
         "AWS.CloudTrail.VPCE.S3ExternalIP",
         "AWS.CloudTrail.VPCE.S3ExternalIPBulkAccess",
+        "AWS.CloudTrail.VPCE.SensitiveAPICalls",
     ]
     assert document["rules_not_replayed"] == []
 
@@ -145,7 +149,7 @@ def test_file_names_that_are_not_utf8_are_reported_in_every_format(capsys, tmp_p
         assert status == cli.EXIT_OK
         assert "bad\\xff.jsonl line 2" in out + err
     document = json.loads(run_cli(capsys, logs, "--path", REPO_ROOT, "--format", "json")[1])
-    assert document["rules"][0]["alerts"][0]["first_event_at"].endswith("bad\\xff.jsonl line 1")
+    assert rule_report(document)["alerts"][0]["first_event_at"].endswith("bad\\xff.jsonl line 1")
 
 
 def shell(command, tmp_path, **options):

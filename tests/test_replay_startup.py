@@ -47,7 +47,9 @@ def test_a_replay_of_the_sample_imports_none_of_the_unused_clients(tmp_path):
     assert outcome["status"] == 0, completed.stderr
     loaded = set(outcome["modules"])
     assert loaded.isdisjoint(NOT_IMPORTED_BY_A_REPLAY), loaded & set(NOT_IMPORTED_BY_A_REPLAY)
-    per_event, bulk = json.loads(report.read_text())["rules"]
+    rules = {rule["rule_id"]: rule for rule in json.loads(report.read_text())["rules"]}
+    per_event = rules["AWS.CloudTrail.VPCE.S3ExternalIP"]
+    bulk = rules["AWS.CloudTrail.VPCE.S3ExternalIPBulkAccess"]
     # The stand-in store answered the baseline: the first call from each network is new.
     assert len(per_event["alerts"]) == 8
     assert any(" from new external IP " in alert["title"] for alert in per_event["alerts"])

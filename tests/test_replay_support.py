@@ -24,6 +24,8 @@ MANAGEMENT = "Management event from a public address"
 # The package's per-event rule and its bulk-access rule decide alike: every matching record
 # is a match of each.
 RULES_PER_MATCH = 2
+# What the replay of the sample day reports (tests/test_samples.py checks each alert).
+SAMPLE_RECORDS, SAMPLE_ALERTS, SAMPLE_INPUTS = 6_529, 14, 334
 
 
 @functools.cache
@@ -87,6 +89,12 @@ def write_lines(path, lines, compress=False):
 
 def replay(rule_set, *inputs, **options):
     return Replay(rule_set, **options).run(discover([str(path) for path in inputs]))
+
+
+def rule_report(document, rule_id="AWS.CloudTrail.VPCE.S3ExternalIP"):
+    """One rule's part of a --format json document (the per-event rule's by default)."""
+    (found,) = [rule for rule in document["rules"] if rule["rule_id"] == rule_id]
+    return found
 
 
 def alerts(replay_result):

@@ -211,6 +211,7 @@ CONTEXT_KEYS = {
     "caller",
     "denied",
     "outcome",
+    "vpceFamily",
     # What the baseline and enrichment said, and how the rule was tuned.
     "addressHistory",
     "sourceIPEnrichment",
@@ -430,6 +431,8 @@ def test_alert_context_reports_the_overrides_in_effect(rule_module):
         "S3_DATA_ACCESS_OPERATIONS": sorted(vpce_family.S3_DATA_ACCESS_OPERATIONS),
         "TRUSTED_NETWORKS": [],
         "TRUSTED_LOOKUP_TABLES": [],
+        "TRUSTED_ACCOUNTS": [],
+        "TRUSTED_ACCOUNT_LOOKUP_TABLES": [],
         "HIGH_SEVERITY_OPERATIONS": sorted(rule_module.HIGH_SEVERITY_OPERATIONS),
         "FIRST_SEEN_DAYS": 30,
     }

@@ -10,19 +10,20 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from panther_core.enriched_event import PantherEvent
 from panther_core.rule import Rule
 from public_ip import is_public_ip
 from repo import (
-    BULK_RULE_FILE,
     BULK_RULE_ID,
     REPO_ROOT,
     RULE_FILE,
     RULE_ID,
     family_with,
     importing,
+    load_specs,
     rule_spec,
 )
 
@@ -74,6 +75,42 @@ EXPECTED_ALERTS = {
 }
 # ...and, counted by the bulk rule, bulk access: its only alert on the day.
 EXPECTED_BULK_ALERTS = {f"{EXPORTER}:succeeded": ("CRITICAL", 300, "22:41:05", "22:45:26")}
+# The rest of the VPC endpoint family: one alert per event across the four.
+EXPECTED_FAMILY_ALERTS = {
+    "AWS.CloudTrail.VPCE.AccessDenied": {
+        # a job the endpoint policy forgot, refused all day from inside the VPC: one LOW alert
+        "123456789012:AROAEXAMPLELEGACYBT05:i-03b8d6f1e7a2c4905:vpce-0c4d1f29a7be5310e:s3:LOW": (
+            "LOW",
+            48,
+            "00:22:54",
+            "23:43:03",
+        ),
+    },
+    "AWS.CloudTrail.VPCE.ExternalPrincipal": {
+        # (benign) the analytics account's nightly job reads prod's data lake through prod's
+        # endpoint: TRUSTED_ACCOUNTS = ["444455556666"] silences it
+        "444455556666:ASIAEXAMPLEEXPORTER01:DEFAULT": ("MEDIUM", 260, "00:36:55", "23:52:35"),
+        # (b) the outsider's probe: its listing and its KMS call (its object reads are above)
+        "777788889999:AKIAEXAMPLEOUTSIDR15:LOW": ("LOW", 3, "07:44:31", "07:45:26"),
+        # (g) a vendor's key reads prod's secrets from a host in prod's VPC
+        "210987654321:AKIAEXAMPLEVENDORSY16:DEFAULT": ("MEDIUM", 3, "11:26:09", "11:26:18"),
+    },
+    "AWS.CloudTrail.VPCE.SensitiveAPICalls": {
+        # (h) the data lake's key disabled, then scheduled for deletion, from a prod ETL host
+        "123456789012:AROAEXAMPLEDATAPIPE01:etl-nightly:kms:HIGH": (
+            "HIGH",
+            2,
+            "16:40:12",
+            "16:40:33",
+        ),
+    },
+}
+ORGANISATION_ACCOUNTS = ["444455556666"]
+ALL_EXPECTED = {
+    RULE_ID: EXPECTED_ALERTS,
+    BULK_RULE_ID: EXPECTED_BULK_ALERTS,
+    **EXPECTED_FAMILY_ALERTS,
+}
 IPV6_INCIDENTS = {dedup for dedup in EXPECTED_ALERTS if ":2600:1f18:" in dedup}
 INCIDENT_ADDRESSES = {
     "198.199.88.17",
@@ -269,6 +306,11 @@ def test_public_sources_on_s3_endpoints_are_only_the_incidents(records):
 # --- what the rule raises on it -------------------------------------------------------------------
 
 
+def rule_path(rule_id):
+    (item,) = [d for d in load_specs().detections if d.analysis_spec.get("RuleID") == rule_id]
+    return Path(item.dir_name, item.analysis_spec["Filename"])
+
+
 def engine(rule_id, path):
     spec = rule_spec(rule_id)
     return Rule(
@@ -320,9 +362,17 @@ def alerts(rule_id, rule_path, records):
     }
 
 
-def test_exactly_the_planted_incidents_alert(records):
-    assert alerts(RULE_ID, RULE_FILE, records) == EXPECTED_ALERTS
-    assert alerts(BULK_RULE_ID, BULK_RULE_FILE, records) == EXPECTED_BULK_ALERTS
+@pytest.mark.parametrize("rule_id", ALL_EXPECTED)
+def test_exactly_the_planted_incidents_alert(records, rule_id):
+    assert alerts(rule_id, rule_path(rule_id), records) == ALL_EXPECTED[rule_id]
+
+
+def test_trusting_the_organisations_accounts_silences_its_nightly_job(records, tmp_path):
+    rule_id = "AWS.CloudTrail.VPCE.ExternalPrincipal"
+    with importing(family_with(tmp_path, TRUSTED_ACCOUNTS=ORGANISATION_ACCOUNTS)):
+        trusting = alerts(rule_id, rule_path(rule_id), records)
+    expected = EXPECTED_FAMILY_ALERTS[rule_id]
+    assert trusting == {k: v for k, v in expected.items() if not k.startswith("444455556666:")}
 
 
 def test_trusting_the_dual_stack_block_silences_the_ipv6_incidents(records, tmp_path):
@@ -352,6 +402,6 @@ def test_the_replay_command_reports_the_same_alerts():
         }
         for rule in document["rules"]
     }
-    assert reported == {RULE_ID: EXPECTED_ALERTS, BULK_RULE_ID: EXPECTED_BULK_ALERTS}
-    assert document["records_read"] == document["evaluated"] == 6_380
+    assert reported == ALL_EXPECTED
+    assert document["records_read"] == document["evaluated"] == 6_529
     assert document["malformed"] == document["rule_errors"] == 0
