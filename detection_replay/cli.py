@@ -21,7 +21,7 @@ from detection_replay.engine import (
 )
 from detection_replay.framing import RECORD_BYTES
 from detection_replay.inputs import STDIN_NAME, Discovery, discover, file_identity
-from detection_replay.parallel import default_jobs
+from detection_replay.parallel import WorkerDied, default_jobs
 from detection_replay.report import (
     build_document,
     problem_lines_for_stderr,
@@ -43,6 +43,7 @@ EXIT_LIMIT = 7
 EXIT_BASELINE = 8
 # --baseline: the alerts differ, as --fail-on-alert's alerts were raised: something to look at.
 EXIT_DIFFERS = EXIT_ALERTS
+EXIT_WORKER_DIED = 9
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
@@ -61,7 +62,9 @@ Inputs are files, directories (walked recursively, hidden files skipped), s3://b
 URLs (see S3 inputs below) and - for standard input, in any mix. Each may hold CloudTrail
 delivery objects {"Records": [...]}, JSON Lines or JSON arrays, one or several back to back,
 pretty-printed or not, plain or gzip-compressed; the format is read from the content, not the
-file name. With no inputs, the repository's sample dataset (samples/cloudtrail) is replayed.
+file name. An input met again (named twice, a file beside the directory holding it, overlapping
+s3:// prefixes) is read once and listed as skipped. With no inputs, the repository's sample
+dataset (samples/cloudtrail) is replayed.
 The repository is --path, or else the nearest directory at or above the current one holding
 .panther_settings.yml or rules/ and global_helpers/; rules, helpers, data models and packs are
 loaded from those directories only.
@@ -103,6 +106,8 @@ exit status:
   {EXIT_LIMIT}  more matching events than --max-matches: the replay stopped
   {EXIT_BASELINE}  the --baseline report is missing, unreadable, not JSON or not a report
      (wrong or no schema_version, truncated): checked before anything is replayed
+  {EXIT_WORKER_DIED}  a --jobs worker process died (killed by a signal, such as the out-of-memory
+     killer's SIGKILL): the replay stopped; the totals so far go to stderr
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the totals so far go to stderr
   {EXIT_TERMINATED}  terminated (SIGTERM); temporary files are removed
   Of {EXIT_UNREADABLE_INPUT}, {EXIT_BAD_RECORDS} and {EXIT_ALERTS}, the first that applies wins.
@@ -361,6 +366,9 @@ class Run:
         except MatchLimitExceeded as error:
             say(f"detection-replay: error: {error}" + self.partial_totals())
             return EXIT_LIMIT
+        except WorkerDied as error:
+            say(f"detection-replay: error: {printable(error)}" + self.partial_totals())
+            return EXIT_WORKER_DIED
         if baseline is None:
             text = RENDERERS[args.format](document)
         else:
