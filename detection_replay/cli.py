@@ -98,7 +98,9 @@ exit status:
      dataset when no input was given, --output not writable or naming an input
   {EXIT_UNREADABLE_INPUT}  some input was unreadable, wholly or in part (missing path, no
      permission, corrupt or truncated gzip, unsupported content, JSON whose records cannot be
-     told apart), or no input yielded a record; the other inputs were still replayed
+     told apart), held no CloudTrail record at all (EventBridge events, a CSV export: named
+     with what they look like), or no input yielded a record; the other inputs were still
+     replayed
   {EXIT_BAD_RECORDS}  --strict was given and a record was malformed or a rule function raised
   {EXIT_RULES_UNLOADABLE}  the rules could not be loaded (invalid analysis item, rule import
      error, no enabled AWS.CloudTrail rule)

@@ -51,6 +51,29 @@ UNSUPPORTED_MAGIC = (
     (b"\xff\xfe", "UTF-16 text"),
 )
 SUPPORTED = "read: JSON (UTF-8), plain or gzip"
+# What an input whose every value is malformed most likely holds, by the keys of its first
+# value (the first entry whose keys it all has). Said instead of a bare "malformed", so that a
+# replay of the wrong files is not mistaken for a quiet day.
+FOREIGN_SHAPES = (
+    (
+        {"detail-type", "detail"},
+        'EventBridge events, which carry the CloudTrail record under "detail" (unwrap them: '
+        'jq -c \'select(."detail-type" | endswith("via CloudTrail")) | .detail\')',
+    ),
+    (
+        {"messageType", "logEvents"},
+        "CloudWatch Logs subscription messages, which carry each CloudTrail record as a string "
+        "(unwrap them: jq -c '.logEvents[].message | fromjson')",
+    ),
+    (
+        {"digestStartTime", "logFiles"},
+        "CloudTrail digest files (hashes of the log files, not events)",
+    ),
+)
+NOT_JSON = (
+    "text that is not JSON, such as CSV (CloudTrail Lake and Athena export query results as "
+    "CSV): replay the JSON log files the trail delivers"
+)
 
 
 @dataclass
@@ -181,6 +204,19 @@ def describe_error(error):
     if isinstance(error, EOFError):
         return f"truncated compressed data ({error})"
     return str(error) or type(error).__name__
+
+
+def no_cloudtrail_record(count, first_value, first_problem):
+    """Why an input that yielded `count` values, none of them a CloudTrail record, is not read
+    as one: what its values look like, going by the first."""
+    said = f"no CloudTrail record among its {count:,} value(s)"
+    if type(first_value) is dict:
+        for keys, description in FOREIGN_SHAPES:
+            if keys <= first_value.keys():
+                return f"{said}: they look like {description}"
+    elif first_problem.startswith("not valid JSON"):
+        return f"{said}: {NOT_JSON}"
+    return f"{said} (the first: {first_problem})"
 
 
 @contextmanager

@@ -30,7 +30,8 @@
     rules_not_replayed  IDs of the repository's other rules (disabled or not AWS.CloudTrail)
     malformed_examples  the first malformed records: [{where, problem}]
     unreadable          [{input, error}]; an input broken part-way shows once per break, its
-                        error starting with the line
+                        error starting with the line; one holding no CloudTrail record says
+                        what its values look like
     skipped_inputs      [{input, reason}]: named pipes, sockets and devices found while
                         walking a directory, and inputs or folders met again (read once)
     empty_directories   input directories holding no file
