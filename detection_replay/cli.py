@@ -449,13 +449,13 @@ def write_report(output, text):
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
         with open(output, "wb") as stream:
-            stream.write(data)
+            write_whole(stream, data)
         return
     directory, name = os.path.split(os.path.abspath(output))
     handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=directory)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+            write_whole(stream, data)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask())
@@ -463,6 +463,26 @@ def write_report(output, text):
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def write_whole(stream, data):
+    """Write all of `data`, or raise why not.
+
+    A buffered write larger than its buffer returns the count of a short write instead of
+    raising: a pipe whose reader has gone (`| head`) takes what fits and the rest would be lost
+    without a word. Going on after a short write meets the error itself (EPIPE, ENOSPC).
+    """
+    view = memoryview(data)
+    written = 0
+    while written < len(view):
+        try:
+            count = stream.write(view[written:])
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise OSError(
+                error.errno, f"{reason} after {written:,} of {len(view):,} bytes"
+            ) from None
+        written += count
 
 
 def _umask():
@@ -477,7 +497,10 @@ def _write_stdout(data):
         raise OSError(0, "standard output is closed")
     try:
         stream.flush()
-        stream.buffer.write(data) if hasattr(stream, "buffer") else stream.write(data.decode())
+        if hasattr(stream, "buffer"):
+            write_whole(stream.buffer, data)
+        else:
+            stream.write(data.decode())
         stream.flush()
     except (OSError, ValueError) as error:
         # Python would try again to flush at exit and print a traceback: point stdout at
