@@ -194,9 +194,15 @@ from pathlib import Path
 
 
 def rule(event):
-    if multiprocessing.parent_process() is not None and event.get("eventName") == "Stall":
-        Path(event.get("marker")).touch()  # a worker took the stalling input: signal now
-        time.sleep(600)
+    if multiprocessing.parent_process() is not None:  # only in a worker
+        for path in event.get("waitFor") or []:  # until the other inputs' last records are read
+            deadline = time.monotonic() + 60
+            while not Path(path).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if event.get("marker"):
+            Path(event.get("marker")).touch()
+        if event.get("eventName") == "Stall":
+            time.sleep(600)
     return event.get("eventName") == "GetObject"
 """
 
@@ -212,20 +218,23 @@ def test_an_interrupted_parallel_replay_reports_the_records_read_so_far(
     tmp_path, sent, status, said
 ):
     repository = scratch_repository(tmp_path, STALLING_RULE)
-    marker = tmp_path / "stalling"
+    read_a, read_b, stalling = (tmp_path / name for name in ("read-a", "read-b", "stalling"))
+    stall = {**management(5), "eventName": "Stall", "marker": str(stalling)}
     inputs = [
-        write_jsonl(tmp_path / "a.jsonl", [external_get(0), external_get(1)]),
-        write_jsonl(tmp_path / "b.jsonl", [external_get(2), management(3), external_get(4)]),
         write_jsonl(
-            tmp_path / "stall.jsonl",
-            [{**management(5), "eventName": "Stall", "marker": str(marker)}],
+            tmp_path / "a.jsonl", [external_get(0), {**external_get(1), "marker": str(read_a)}]
         ),
+        write_jsonl(
+            tmp_path / "b.jsonl",
+            [external_get(2), management(3), {**external_get(4), "marker": str(read_b)}],
+        ),
+        write_jsonl(tmp_path / "stall.jsonl", [{**stall, "waitFor": [str(read_a), str(read_b)]}]),
     ]
 
     def stalled():
-        # Both workers finished a.jsonl and b.jsonl (one then took the stalling input; the
-        # other's findings need a moment to come back).
-        if not marker.exists():
+        # A worker holds the stalling input, and the other inputs were read whole; their
+        # findings need a moment more to come back to the command.
+        if not stalling.exists():
             return False
         time.sleep(1)
         return True
