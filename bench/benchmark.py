@@ -256,9 +256,9 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_replay(command, dataset, jobs=1):
+def run_replay(command, dataset, jobs=1, status=0):
     """One replay in a child process: its JSON report, wall time, and that child's own max RSS
-    (one process unless `jobs` says otherwise)."""
+    (one process unless `jobs` says otherwise); it must exit with `status`."""
     args = [*command, "--path", str(REPO_ROOT), "--format", "json", "--no-progress"]
     args += ["--jobs", str(jobs), str(dataset)]
     with (
@@ -276,7 +276,7 @@ def run_replay(command, dataset, jobs=1):
         stderr.seek(0)
         output, errors = stdout.read(), stderr.read()
         wall, max_rss = measured.read().split()
-    if returncode != 0:
+    if returncode != status:
         raise RuntimeError(f"{' '.join(args)} exited {returncode}: {errors.decode()[-2000:]}")
     # ru_maxrss is in KiB on Linux, in bytes on macOS.
     rss_kib = int(max_rss) // 1024 if sys.platform == "darwin" else int(max_rss)
@@ -445,25 +445,34 @@ def hostile_inputs(command, records, quick):
         and r.get("eventName") == "GetObject"
         and str(r.get("sourceIPAddress", "")).startswith("198.199.")
     )  # fmt: skip
+    # (label, file name, writer, exit status): the bomb holds no CloudTrail record at all, which
+    # the replay names as an unreadable input (status 3) once it has read every line.
     cases = [
-        (f"gzip bomb: {bomb_mib} MiB of {{}} lines", "bomb.jsonl.gz", lambda p: _bomb(p, bomb_mib)),
+        (
+            f"gzip bomb: {bomb_mib} MiB of {{}} lines",
+            "bomb.jsonl.gz",
+            lambda p: _bomb(p, bomb_mib),
+            3,
+        ),
         (
             f"one-line delivery object, {line_mib} MiB",
             "big.json",
             lambda p: _one_line_delivery_object(p, line_mib, _sample_record(records, False)),
+            0,
         ),
         (
             f"{alert_count:,} distinct alerts",
             "alerts.jsonl",
             lambda p: _distinct_alerts(p, alert_count, external),
+            0,
         ),
     ]  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory(prefix="replay-hostile-") as scratch:
-        for label, name, make in cases:
+        for label, name, make, status in cases:
             path = Path(scratch, name)
             make(path)
-            run = run_replay(command, path)
+            run = run_replay(command, path, status=status)
             path.unlink()
             rows.append(
                 {

@@ -38,7 +38,8 @@ def replay_events(repository, events, jobs=1):
     An event that is not a valid CloudTrail record is counted as malformed, as on the command
     line; an event that cannot be written as JSON raises EventNotJSON. Raises
     detection_replay.rules.RuleRepositoryError when the rules cannot be loaded. The document's
-    exit_status is the command's without options: 0, or 3 when no event was read.
+    exit_status is the command's without options: 0, or 3 when no event was read or none was a
+    valid CloudTrail record.
     """
     repository = Path(repository).resolve()
     with tempfile.TemporaryDirectory(prefix="detection-replay-events-") as directory:

@@ -21,7 +21,7 @@ from detection_replay.engine import (
 )
 from detection_replay.framing import RECORD_BYTES
 from detection_replay.inputs import STDIN_NAME, Discovery, discover, file_identity
-from detection_replay.parallel import default_jobs
+from detection_replay.parallel import WorkerDied, default_jobs
 from detection_replay.report import (
     build_document,
     problem_lines_for_stderr,
@@ -43,6 +43,7 @@ EXIT_LIMIT = 7
 EXIT_BASELINE = 8
 # --baseline: the alerts differ, as --fail-on-alert's alerts were raised: something to look at.
 EXIT_DIFFERS = EXIT_ALERTS
+EXIT_WORKER_DIED = 9
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
@@ -61,7 +62,9 @@ Inputs are files, directories (walked recursively, hidden files skipped), s3://b
 URLs (see S3 inputs below) and - for standard input, in any mix. Each may hold CloudTrail
 delivery objects {"Records": [...]}, JSON Lines or JSON arrays, one or several back to back,
 pretty-printed or not, plain or gzip-compressed; the format is read from the content, not the
-file name. With no inputs, the repository's sample dataset (samples/cloudtrail) is replayed.
+file name. An input met again (named twice, a file beside the directory holding it, overlapping
+s3:// prefixes) is read once and listed as skipped. With no inputs, the repository's sample
+dataset (samples/cloudtrail) is replayed.
 The repository is --path, or else the nearest directory at or above the current one holding
 .panther_settings.yml or rules/ and global_helpers/; rules, helpers, data models and packs are
 loaded from those directories only.
@@ -95,7 +98,9 @@ exit status:
      dataset when no input was given, --output not writable or naming an input
   {EXIT_UNREADABLE_INPUT}  some input was unreadable, wholly or in part (missing path, no
      permission, corrupt or truncated gzip, unsupported content, JSON whose records cannot be
-     told apart), or no input yielded a record; the other inputs were still replayed
+     told apart), held no CloudTrail record at all (EventBridge events, a CSV export: named
+     with what they look like), or no input yielded a record; the other inputs were still
+     replayed
   {EXIT_BAD_RECORDS}  --strict was given and a record was malformed or a rule function raised
   {EXIT_RULES_UNLOADABLE}  the rules could not be loaded (invalid analysis item, rule import
      error, no enabled AWS.CloudTrail rule)
@@ -103,6 +108,8 @@ exit status:
   {EXIT_LIMIT}  more matching events than --max-matches: the replay stopped
   {EXIT_BASELINE}  the --baseline report is missing, unreadable, not JSON or not a report
      (wrong or no schema_version, truncated): checked before anything is replayed
+  {EXIT_WORKER_DIED}  a --jobs worker process died (killed by a signal, such as the out-of-memory
+     killer's SIGKILL): the replay stopped; the totals so far go to stderr
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the totals so far go to stderr
   {EXIT_TERMINATED}  terminated (SIGTERM); temporary files are removed
   Of {EXIT_UNREADABLE_INPUT}, {EXIT_BAD_RECORDS} and {EXIT_ALERTS}, the first that applies wins.
@@ -361,6 +368,9 @@ class Run:
         except MatchLimitExceeded as error:
             say(f"detection-replay: error: {error}" + self.partial_totals())
             return EXIT_LIMIT
+        except WorkerDied as error:
+            say(f"detection-replay: error: {printable(error)}" + self.partial_totals())
+            return EXIT_WORKER_DIED
         if baseline is None:
             text = RENDERERS[args.format](document)
         else:
@@ -439,13 +449,13 @@ def write_report(output, text):
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
         with open(output, "wb") as stream:
-            stream.write(data)
+            write_whole(stream, data)
         return
     directory, name = os.path.split(os.path.abspath(output))
     handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=directory)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+            write_whole(stream, data)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask())
@@ -453,6 +463,26 @@ def write_report(output, text):
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def write_whole(stream, data):
+    """Write all of `data`, or raise why not.
+
+    A buffered write larger than its buffer returns the count of a short write instead of
+    raising: a pipe whose reader has gone (`| head`) takes what fits and the rest would be lost
+    without a word. Going on after a short write meets the error itself (EPIPE, ENOSPC).
+    """
+    view = memoryview(data)
+    written = 0
+    while written < len(view):
+        try:
+            count = stream.write(view[written:])
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise OSError(
+                error.errno, f"{reason} after {written:,} of {len(view):,} bytes"
+            ) from None
+        written += count
 
 
 def _umask():
@@ -467,7 +497,10 @@ def _write_stdout(data):
         raise OSError(0, "standard output is closed")
     try:
         stream.flush()
-        stream.buffer.write(data) if hasattr(stream, "buffer") else stream.write(data.decode())
+        if hasattr(stream, "buffer"):
+            write_whole(stream.buffer, data)
+        else:
+            stream.write(data.decode())
         stream.flush()
     except (OSError, ValueError) as error:
         # Python would try again to flush at exit and print a traceback: point stdout at

@@ -27,6 +27,7 @@ from detection_replay.framing import READ_ERRORS, Damage
 from detection_replay.inputs import (
     UnreadableInput,
     describe_error,
+    no_cloudtrail_record,
     open_source,
     read_records,
 )
@@ -226,6 +227,8 @@ class Replay:
         self.sources_read = 0
         # Inputs that yielded at least one record (a run where none did is a failed run).
         self.inputs_with_records = 0
+        # The first malformed record of the input being read, and why (see replay_source).
+        self._first_malformed = None
         self.grouper = AlertGrouper(self.rules, alerts_kept=max_alerts)
         self.matches = MatchBuffer(limit=max_matches)
         self.finished = False
@@ -262,7 +265,9 @@ class Replay:
             self.skipped_inputs.append({"input": source.name, "reason": source.skipped})
             return
         self.sources_read += 1
-        read_before = self.totals.records_read
+        read_before, evaluated_before = self.totals.records_read, self.totals.evaluated
+        problems_before = len(self.unreadable)
+        self._first_malformed = None
         try:
             with open_source(source) as (chunks, raw):
                 report = self.progress.reporter(raw) if self.progress else None
@@ -272,8 +277,14 @@ class Replay:
         except READ_ERRORS as error:
             self._unreadable(source.name, describe_error(error))
         finally:
-            if self.totals.records_read > read_before:
+            if (read := self.totals.records_read - read_before) > 0:
                 self.inputs_with_records += 1
+                said = len(self.unreadable) > problems_before
+                if self.totals.evaluated == evaluated_before and not said:
+                    # Not one record replayed, and nothing else said: the wrong files
+                    # (EventBridge events, a CSV export), named rather than a quiet day.
+                    reason = no_cloudtrail_record(read, *self._first_malformed)
+                    self._unreadable(source.name, reason)
             if self.progress:
                 self.progress.finish(source)
 
@@ -296,6 +307,8 @@ class Replay:
                 problem = record_problem(record)
                 if problem is not None:
                     malformed.add(source_name, line, index, problem)
+                    if self._first_malformed is None:
+                        self._first_malformed = (record, problem)
                     continue
                 evaluated += 1
                 event = PantherEvent(record, data_model)

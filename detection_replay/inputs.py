@@ -15,11 +15,20 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from detection_replay import s3_inputs
 from detection_replay.framing import RecordReader
+from detection_replay.sources import (
+    DIGEST_REASON,
+    S3_SCHEME,
+    STDIN_NAME,
+    ReadOnce,
+    Source,
+    UnreadableInput,
+    is_digest_location,
+    repeat_reason,
+)
 from detection_replay.text import display_path
 
-STDIN_NAME = "-"
-S3_SCHEME = "s3://"
 GZIP_MAGIC = b"\x1f\x8b"
 # zlib's window-bits value that reads a gzip header and checks the gzip trailer (CRC, size).
 GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -42,38 +51,29 @@ UNSUPPORTED_MAGIC = (
     (b"\xff\xfe", "UTF-16 text"),
 )
 SUPPORTED = "read: JSON (UTF-8), plain or gzip"
-# CloudTrail's digest files (integrity hashes, not events) live beside the logs.
-DIGEST_DIRECTORY = "CloudTrail-Digest"
-AWS_LOGS_DIRECTORY = "AWSLogs"
-
-
-class UnreadableInput(Exception):
-    """An input that could not be read, or not to its end; the message says why."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """One input: a file path, or standard input when `path` is None.
-
-    `skipped` says why an input found while walking a directory is not read (a named pipe, a
-    CloudTrail digest file, ...); `listing_error` why a directory could not be listed.
-    """
-
-    name: str
-    path: str | None = None
-    listing_error: str | None = None
-    skipped: str | None = None
-    # True for a CloudTrail digest file: counted, not reported as a problem.
-    digest: bool = False
-
-    @property
-    def size(self):
-        if self.path is None:
-            return 0
-        try:
-            return os.stat(self.path).st_size
-        except OSError:
-            return 0
+# What an input whose every value is malformed most likely holds, by the keys of its first
+# value (the first entry whose keys it all has). Said instead of a bare "malformed", so that a
+# replay of the wrong files is not mistaken for a quiet day.
+FOREIGN_SHAPES = (
+    (
+        {"detail-type", "detail"},
+        'EventBridge events, which carry the CloudTrail record under "detail" (unwrap them: '
+        'jq -c \'select(."detail-type" | endswith("via CloudTrail")) | .detail\')',
+    ),
+    (
+        {"messageType", "logEvents"},
+        "CloudWatch Logs subscription messages, which carry each CloudTrail record as a string "
+        "(unwrap them: jq -c '.logEvents[].message | fromjson')",
+    ),
+    (
+        {"digestStartTime", "logFiles"},
+        "CloudTrail digest files (hashes of the log files, not events)",
+    ),
+)
+NOT_JSON = (
+    "text that is not JSON, such as CSV (CloudTrail Lake and Athena export query results as "
+    "CSV): replay the JSON log files the trail delivers"
+)
 
 
 @dataclass
@@ -94,54 +94,62 @@ def file_identity(path):
 
 def is_digest_path(path):
     """A CloudTrail digest file: AWSLogs/<account>/CloudTrail-Digest/... (not event records)."""
-    parts = os.path.normpath(path).split(os.sep)
-    return (
-        DIGEST_DIRECTORY in parts
-        and AWS_LOGS_DIRECTORY in parts
-        and parts.index(AWS_LOGS_DIRECTORY) < parts.index(DIGEST_DIRECTORY)
-    )
+    return is_digest_location(os.path.normpath(path).split(os.sep)[:-1])
 
 
 def discover(arguments, excluded=frozenset(), discovery=None, s3=None):
     """Sources for the command-line arguments, in order; directories walked recursively.
 
     Inside a directory, files are taken in sorted path order, hidden files and directories are
-    skipped, named pipes, sockets and devices are reported and not read, a directory reached
-    again through a symbolic link is reported and not read twice, and files whose (device,
-    inode) is in `excluded` (the report being written) are left out. A path named on the
-    command line is always read, whatever its name or kind (`<(zcat ...)` is a pipe).
+    skipped, named pipes, sockets and devices are reported and not read, and files whose
+    (device, inode) is in `excluded` (the report being written) are left out. A path named on
+    the command line is always read, whatever its name or kind (`<(zcat ...)` is a pipe).
+    Nothing is read twice: a file, object or standard input found again (named twice, inside a
+    directory or prefix also named, reached through a link) and a directory or S3 folder walked
+    before are reported as skipped, naming where they were found first.
     `s3` is the s3_inputs.S3Reader for s3:// arguments (one with boto3's defaults when needed).
     """
+    read_once = ReadOnce()
     for argument in arguments:
         if argument == STDIN_NAME:
-            yield Source(STDIN_NAME)
+            sources = [Source(STDIN_NAME, identity=_stdin_identity())]
         elif argument.startswith(S3_SCHEME):  # listed and streamed by s3_inputs
-            s3 = s3 or _default_s3_reader()
-            yield from s3.discover(argument)
+            s3 = s3 or s3_inputs.S3Reader()
+            sources = s3.discover(argument, read_once)
         elif os.path.isdir(argument):
-            found = yield from _walk(argument, excluded, set())
+            found = yield from _walk(argument, excluded, read_once)
             if not found and discovery is not None:
                 discovery.empty_directories.append(display_path(argument))
+            continue
         elif is_digest_path(argument):
-            yield Source(display_path(argument), argument, skipped="digest file", digest=True)
+            name = display_path(argument)
+            sources = [Source(name, argument, skipped=DIGEST_REASON, digest=True)]
         else:
-            yield Source(display_path(argument), argument)
+            sources = [Source(display_path(argument), argument, identity=file_identity(argument))]
+        for source in sources:
+            yield read_once.repeated(source)
 
 
-def _default_s3_reader():
-    from detection_replay.s3_inputs import S3Reader  # noqa: PLC0415 (boto3: only when used)
+def _stdin_identity():
+    """Standard input's identity: the file it reads when it is one (`- < day.json` beside
+    day.json reads it once), else standard input itself."""
+    try:
+        status = os.fstat(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):
+        return (STDIN_NAME,)
+    if stat.S_ISREG(status.st_mode):
+        return status.st_dev, status.st_ino
+    return (STDIN_NAME,)
 
-    return S3Reader()
 
-
-def _walk(directory, excluded, walked):
+def _walk(directory, excluded, read_once):
     """Sources under `directory`; returns how many files it found (read or skipped)."""
+    name = display_path(directory)
     identity = file_identity(directory)
-    if identity in walked:
-        name = display_path(directory)
-        yield Source(name, skipped="a link to a directory already walked; not read twice")
+    earlier = read_once.earlier_name(identity and ("directory", *identity), name)
+    if earlier is not None:
+        yield Source(name, skipped=repeat_reason(name, earlier, "folder"))
         return 1
-    walked.add(identity)
     try:
         with os.scandir(directory) as listing:
             entries = sorted(
@@ -149,7 +157,7 @@ def _walk(directory, excluded, walked):
                 key=lambda entry: entry.name,
             )
     except OSError as error:
-        yield Source(display_path(directory), listing_error=describe_error(error))
+        yield Source(name, listing_error=describe_error(error))
         return 1
     found = 0
     subdirectories = []
@@ -165,17 +173,18 @@ def _walk(directory, excluded, walked):
             subdirectories.append(path)
             continue
         found += 1
-        if (status.st_dev, status.st_ino) in excluded:
+        identity = (status.st_dev, status.st_ino)
+        if identity in excluded:
             continue  # the report being written: never an input
         if not stat.S_ISREG(status.st_mode):
             kind = _special_kind(status.st_mode)
             yield Source(display_path(path), skipped=f"{kind}, not a regular file; not read")
         elif is_digest_path(path):
-            yield Source(display_path(path), path, skipped="digest file", digest=True)
+            yield Source(display_path(path), path, skipped=DIGEST_REASON, digest=True)
         else:
-            yield Source(display_path(path), path)
+            yield read_once.repeated(Source(display_path(path), path, identity=identity))
     for path in subdirectories:
-        found += yield from _walk(path, excluded, walked)
+        found += yield from _walk(path, excluded, read_once)
     return found
 
 
@@ -195,6 +204,19 @@ def describe_error(error):
     if isinstance(error, EOFError):
         return f"truncated compressed data ({error})"
     return str(error) or type(error).__name__
+
+
+def no_cloudtrail_record(count, first_value, first_problem):
+    """Why an input that yielded `count` values, none of them a CloudTrail record, is not read
+    as one: what its values look like, going by the first."""
+    said = f"no CloudTrail record among its {count:,} value(s)"
+    if type(first_value) is dict:
+        for keys, description in FOREIGN_SHAPES:
+            if keys <= first_value.keys():
+                return f"{said}: they look like {description}"
+    elif first_problem.startswith("not valid JSON"):
+        return f"{said}: {NOT_JSON}"
+    return f"{said} (the first: {first_problem})"
 
 
 @contextmanager

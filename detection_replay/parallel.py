@@ -18,9 +18,16 @@ thread, an application) gets pass 1 in its own process, and is told.
 A rule whose rule() does read the store would match differently in parallel; when a worker
 sees a store call during pass 1, the parent discards the parallel results and replays pass 1
 in one process, in order, and says so on stderr.
+
+A worker that dies (the out-of-memory killer, a signal) fails the runs it and the others were
+reading: the replay stops with WorkerDied, naming the cause, instead of waiting for them. On
+Ctrl-C, SIGTERM or a death, the runs already read are counted in the totals the command says,
+and the workers are ended. The worker given standard input (`-`) reads the parent's: a
+multiprocessing child's own is /dev/null.
 """
 
 import collections
+import dataclasses
 import itertools
 import multiprocessing
 import os
@@ -28,9 +35,17 @@ import signal
 import sys
 import threading
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from detection_replay.rules import ERROR_EXAMPLES_KEPT
+from detection_replay.sources import STDIN_NAME
+
+STDIN_READ_BY_A_WORKER = (
+    "standard input was read by a worker process and cannot be read again for the rerun in "
+    "one process: replay it with --jobs 1"
+)
 
 BATCHES_PER_WORKER = 8
 BATCH_INPUTS = 64
@@ -136,29 +151,24 @@ def first_pass(replay, sources, jobs):
         for source in itertools.chain(head, sources):
             replay.replay_source(source)
         return
-    # The pool's task thread lists the rest while the workers read: it keeps every input in
-    # order (to read again if need be) and each run's inputs (for the progress bar).
-    listed, sent = [], collections.deque()
-
-    def tasks():
-        for run in batches(itertools.chain(head, sources), jobs):
-            listed.extend(run)
-            sent.append(run)
-            yield run
-
+    listed = []  # every input in order, to read again if need be
+    crew = Crew(len(head), replay.progress)
     _replay = replay
     try:
-        found = []
-        context = multiprocessing.get_context("fork")
-        with context.Pool(len(head), initializer=worker_signals) as pool:
-            for findings in pool.imap(_findings_of, tasks()):
-                found.append(findings)
-                run = sent.popleft()
-                if replay.progress:
-                    for source in run:
-                        replay.progress.finish(source)
+        with crew:
+            for run in batches(itertools.chain(head, sources), jobs):
+                listed.extend(run)
+                crew.submit(run)
+                crew.take_finished(wait=False)
+            crew.take_finished(wait=True)
+    except BaseException:
+        # Ctrl-C, SIGTERM, a worker's death: the runs read so far count in the totals said.
+        for findings in crew.findings_so_far():
+            merge_counts(replay, findings)
+        raise
     finally:
         _replay = None
+    found = crew.found
     if any(findings.store_calls for findings in found):
         print(
             "detection-replay: a rule reads the key-value store in rule(), so whether it "
@@ -166,23 +176,182 @@ def first_pass(replay, sources, jobs):
             file=sys.stderr,
         )
         for source in listed:
-            replay.replay_source(source)
+            replay.replay_source(_read_again(source))
         return
     for findings in found:
         merge(replay, findings)
 
 
-def merge(replay, findings):
-    """Add a batch's findings to the replay, as if it had read the inputs itself."""
-    offset = replay.totals.records_read
+def _read_again(source):
+    """The source to read in the one-process rerun: standard input was read by a worker and
+    is gone, which is said rather than read as empty."""
+    if source.path is None and source.name == STDIN_NAME and not source.skipped:
+        return dataclasses.replace(source, listing_error=STDIN_READ_BY_A_WORKER)
+    return source
+
+
+class WorkerDied(Exception):
+    """A worker process ended abruptly (killed by a signal: the out-of-memory killer's SIGKILL,
+    say): what it was reading is lost, so the replay stops."""
+
+
+class Crew:
+    """The worker processes of one pass 1, fed runs of inputs; their findings come back in the
+    order the runs were given.
+
+    concurrent.futures' pool, not multiprocessing's: when a worker dies (the out-of-memory
+    killer, a signal), multiprocessing.Pool starts another and waits for the lost task for
+    ever, where a ProcessPoolExecutor fails the pending tasks (BrokenProcessPool). The workers
+    are forked at the first run, while this process still runs one thread.
+    """
+
+    def __init__(self, workers, progress=None):
+        self._workers = workers
+        self._progress = progress
+        self._executor = None
+        self._processes = []
+        # (future, run) in the order given, until taken; then the runs' findings, in order.
+        self._pending = collections.deque()
+        self.found = []
+
+    def __enter__(self):
+        return self
+
+    def submit(self, run):
+        try:
+            if self._executor is None:
+                future = self._start(run)
+            else:
+                future = self._executor.submit(_findings_of, run)
+        except BrokenProcessPool:
+            raise WorkerDied(self._death()) from None
+        self._pending.append((future, run))
+
+    def _start(self, run):
+        """Fork the workers, giving them the first run: a forking executor starts them all at
+        its first task, before any of its threads."""
+        before = set(multiprocessing.active_children())
+        stdin = _stdin_for_workers()
+        try:
+            self._executor = ProcessPoolExecutor(
+                self._workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_worker_start,
+                initargs=(stdin,),
+            )
+            future = self._executor.submit(_findings_of, run)
+        finally:
+            if stdin is not None:
+                os.close(stdin)  # the workers have their copies
+        self._processes = [p for p in multiprocessing.active_children() if p not in before]
+        return future
+
+    def take_finished(self, *, wait):
+        """Take the findings of the runs finished so far, in order (`wait`: of every run)."""
+        while self._pending and (wait or self._pending[0][0].done()):
+            future, run = self._pending[0]
+            try:
+                self.found.append(future.result())
+            except BrokenProcessPool:
+                raise WorkerDied(self._death()) from None
+            self._pending.popleft()
+            if self._progress:
+                for source in run:
+                    self._progress.finish(source)
+
+    def findings_so_far(self):
+        """The findings of every run finished: taken, and done but not yet taken."""
+        done = [
+            future.result()
+            for future, _ in self._pending
+            if future.done() and not future.cancelled() and future.exception() is None
+        ]
+        return self.found + done
+
+    def _death(self):
+        """What ended the workers, and which inputs were being read."""
+        for process in self._processes:
+            process.join(timeout=5)
+        causes = [_ending(process.exitcode) for process in self._processes]
+        # The pool ends the other workers with SIGTERM once one dies: say the first cause
+        # that is not that, if there is one.
+        cause = next((c for c in causes if c and "SIGTERM" not in c), None)
+        cause = cause or next((c for c in causes if c), "ended abruptly")
+        first = self._pending[0][1][0].name if self._pending else None
+        where = f" while the inputs from {first} on were being read" if first else ""
+        return (
+            f"a worker process (--jobs) {cause}{where}: the replay stopped (--jobs 1 reads "
+            "every input in this process)"
+        )
+
+    def __exit__(self, kind, error, traceback):
+        if self._executor is None:
+            return
+        if kind is None:
+            self._executor.shutdown(wait=True)
+            return
+        # Ctrl-C, SIGTERM, a death: end the workers now (the run they read is not wanted).
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for process in self._processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self._processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self._executor.shutdown(wait=True)  # its threads end once the workers have
+
+
+def _ending(exitcode):
+    """How a worker ended, in words; None for a normal end."""
+    if exitcode is None or exitcode == 0:
+        return None
+    if exitcode < 0:
+        number = -exitcode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        if number == signal.SIGKILL:
+            return f"was killed by {name} (as the kernel's out-of-memory killer does)"
+        return f"was killed by {name}"
+    return f"ended with status {exitcode}"
+
+
+def _stdin_for_workers():
+    """A copy of this process's standard input for the workers, or None when it is closed.
+
+    multiprocessing points a child's standard input at /dev/null (so that two processes never
+    read one terminal), which would read `-` as empty: the worker given `-` reads this copy.
+    """
+    try:
+        return os.dup(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _worker_start(stdin):
+    worker_signals()
+    sys.stdin = None if stdin is None else open(stdin, closefd=False)  # noqa: SIM115
+
+
+def merge_counts(replay, findings):
+    """Add a batch's totals to the replay (what an interrupted run reports)."""
     replay.totals.records_read += findings.records_read
     replay.totals.evaluated += findings.evaluated
     replay.totals.matched += sum(findings.rule_matched)
+    replay.malformed.count += findings.malformed
+    replay.unreadable.extend(findings.unreadable)
+
+
+def merge(replay, findings):
+    """Add a batch's findings to the replay, as if it had read the inputs itself."""
+    offset = replay.totals.records_read
+    merge_counts(replay, findings)
     malformed = replay.malformed
     room = max(malformed.examples_kept - len(malformed.examples), 0)
     malformed.examples.extend(findings.malformed_examples[:room])
-    malformed.count += findings.malformed
-    replay.unreadable.extend(findings.unreadable)
     replay.skipped_inputs.extend(findings.skipped_inputs)
     replay.digest_files += findings.digest_files
     replay.sources_read += findings.sources_read

@@ -30,9 +30,10 @@
     rules_not_replayed  IDs of the repository's other rules (disabled or not AWS.CloudTrail)
     malformed_examples  the first malformed records: [{where, problem}]
     unreadable          [{input, error}]; an input broken part-way shows once per break, its
-                        error starting with the line
-    skipped_inputs      [{input, reason}]: named pipes, sockets, devices and directories
-                        reached twice, found while walking a directory
+                        error starting with the line; one holding no CloudTrail record says
+                        what its values look like
+    skipped_inputs      [{input, reason}]: named pipes, sockets and devices found while
+                        walking a directory, and inputs or folders met again (read once)
     empty_directories   input directories holding no file
 
 An alert (also one line of `--format jsonl`): rule_id, severity (highest among its events),

@@ -25,7 +25,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from detection_replay.inputs import S3_SCHEME, Source, UnreadableInput
+from detection_replay.sources import (
+    DIGEST_REASON,
+    S3_SCHEME,
+    ReadOnce,
+    Source,
+    UnreadableInput,
+    is_digest_location,
+    repeat_reason,
+)
 
 LOGS_FOLDER = "AWSLogs"
 TRAIL_FOLDER = "CloudTrail"
@@ -230,14 +238,18 @@ class S3Reader:
 
     # --- listing -------------------------------------------------------------------------
 
-    def discover(self, url):
-        """Sources for one s3:// argument, in local-walk order; failures as unreadable ones."""
+    def discover(self, url, read_once=None):
+        """Sources for one s3:// argument, in local-walk order; failures as unreadable ones.
+
+        A folder `read_once` (shared by every argument of one listing) has seen walked is
+        reported as skipped rather than listed again; objects are checked by the caller.
+        """
         bucket, prefix = parse_s3_url(url)
         if not bucket:
             yield Source(url, listing_error="no bucket in this S3 URL")
             return
         found = False
-        for source in self._sources(bucket, prefix):
+        for source in self._sources(bucket, prefix, read_once or ReadOnce()):
             found = True
             yield source
         if not found:
@@ -252,25 +264,30 @@ class S3Reader:
             "(AWSLogs/[org-id/]account/CloudTrail/region/YYYY/MM/DD/)"
         )
 
-    def _sources(self, bucket, prefix):
+    def _sources(self, bucket, prefix, read_once):
         folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         if self.since is not None or self.until is not None:
-            yield from self._layout(bucket, folder)
+            yield from self._layout(bucket, folder, read_once)
             return
         found = False
-        for source in self._walk(bucket, folder):
+        for source in self._walk(bucket, folder, read_once):
             found = True
             yield source
         if not found and folder != prefix:
-            # Nothing under <prefix>/: the URL names one object (opening it says if it exists).
-            yield S3Source(s3_url(bucket, prefix), bucket=bucket, key=prefix, reader=self)
+            # Nothing under <prefix>/: the URL names one object (opening it says if it exists),
+            # which the caller checks for repeats by its key, not as a folder.
+            read_once.forget(_folder_identity(bucket, folder))
+            yield self._object_source(bucket, {"Key": prefix})
 
     def _pages(self, bucket, folder):
         paginator = self.client.get_paginator("list_objects_v2")
         return paginator.paginate(Bucket=bucket, Prefix=folder, Delimiter="/")
 
-    def _walk(self, bucket, folder):
+    def _walk(self, bucket, folder, read_once):
         """The objects under `folder` as os.walk would give them: files, then subfolders."""
+        if (walked_before := self._walked_before(bucket, folder, read_once)) is not None:
+            yield walked_before
+            return
         subfolders = []
         try:
             for page in self._pages(bucket, folder):
@@ -284,37 +301,51 @@ class S3Reader:
             yield self._listing_failure(bucket, folder, error)
             return
         for name in _visible_names(subfolders, folder):
-            yield from self._walk(bucket, f"{folder}{name}/")
+            yield from self._walk(bucket, f"{folder}{name}/", read_once)
+
+    @staticmethod
+    def _walked_before(bucket, folder, read_once):
+        """A skipped source for a folder this listing walked before, else None (and it is now)."""
+        url = s3_url(bucket, folder)
+        earlier = read_once.earlier_name(_folder_identity(bucket, folder), url)
+        if earlier is None:
+            return None
+        return Source(url, skipped=repeat_reason(url, earlier, "folder"))
 
     def _subfolder_names(self, bucket, folder):
-        """Sorted, visible subfolder names of `folder`; raises what botocore raises."""
+        """Sorted, visible subfolder names of `folder` within CloudTrail's layout (where no level
+        is empty: accounts, regions, dates); raises what botocore raises."""
         subfolders = []
         for page in self._pages(bucket, folder):
             subfolders.extend(entry["Prefix"] for entry in page.get("CommonPrefixes", ()))
-        return _visible_names(subfolders, folder)
+        return [name for name in _visible_names(subfolders, folder) if name]
 
     def _listing_failure(self, bucket, folder, error):
         return Source(s3_url(bucket, folder), listing_error=describe_s3_error(error, self.errors))
 
     # --- CloudTrail's layout, pruned to --since/--until ----------------------------------
 
-    def _layout(self, bucket, folder):
+    def _layout(self, bucket, folder, read_once):
         parts = folder.split("/")[:-1]
         if LOGS_FOLDER in parts:
             logs_at = len(parts) - 1 - parts[::-1].index(LOGS_FOLDER)
-            yield from self._below_logs(bucket, folder, parts[logs_at + 1 :])
-        else:
-            # The bucket root or the trail's own key prefix: AWSLogs/ is right below.
-            yield from self._below_logs(bucket, f"{folder}{LOGS_FOLDER}/", [])
+            yield from self._below_logs(bucket, folder, parts[logs_at + 1 :], read_once)
+            return
+        # The bucket root or the trail's own key prefix: AWSLogs/ is right below, and below an
+        # empty folder name for a trail whose prefix was set ending in "/" (CloudTrail then
+        # writes "logs//AWSLogs/...", and at the bucket root "/AWSLogs/..."): one more listing.
+        for logs in (f"{folder}{LOGS_FOLDER}/", f"{folder}/{LOGS_FOLDER}/"):
+            yield from self._below_logs(bucket, logs, [], read_once)
 
-    def _below_logs(self, bucket, folder, levels):
+    def _below_logs(self, bucket, folder, levels, read_once):
         """Descend from `folder`, whose path below AWSLogs/ is `levels`, to the day folders."""
         account_at = 1 if levels and ORG_ID.fullmatch(levels[0]) else 0
         depth = len(levels)
         if depth == account_at + 1:
             # An account: its trail's objects are in CloudTrail/ (no need to list the others:
             # CloudTrail-Digest/ and CloudTrail-Insight/ hold no events).
-            yield from self._below_logs(bucket, f"{folder}{TRAIL_FOLDER}/", [*levels, TRAIL_FOLDER])
+            trail = f"{folder}{TRAIL_FOLDER}/"
+            yield from self._below_logs(bucket, trail, [*levels, TRAIL_FOLDER], read_once)
             return
         if depth > account_at + 1 and levels[account_at + 1] != TRAIL_FOLDER:
             return  # CloudTrail-Digest/ and the like, named in the URL itself
@@ -327,7 +358,7 @@ class S3Reader:
                 yield self._listing_failure(bucket, folder, error)
                 return
             for name in names:
-                yield from self._below_logs(bucket, f"{folder}{name}/", [*levels, name])
+                yield from self._below_logs(bucket, f"{folder}{name}/", [*levels, name], read_once)
             return
         date_levels = levels[account_at + 3 :]
         region_folder = folder[: len(folder) - sum(len(level) + 1 for level in date_levels)]
@@ -339,22 +370,25 @@ class S3Reader:
         if len(date_levels) > 3 and day_folders:
             day_folders = [folder]  # below a day folder the URL itself named: just that
         for day_folder in day_folders:
-            yield from self._flat(bucket, day_folder)
+            yield from self._flat(bucket, day_folder, read_once)
 
-    def _flat(self, bucket, folder):
+    def _flat(self, bucket, folder, read_once):
         """The objects under a year, month or day folder, from one listing without delimiter.
 
         A month of a busy region is thousands of objects in a few calls, where walking it
         folder by folder would take a call per day. The keys (at most a year of one region)
         are put in the local walk's order before any is yielded.
         """
+        if (walked_before := self._walked_before(bucket, folder, read_once)) is not None:
+            yield walked_before
+            return
         found = []
         try:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=bucket, Prefix=folder):
                 for item in page.get("Contents", ()):
                     names = item["Key"][len(folder) :].split("/")
-                    if all(name and not name.startswith(".") for name in names):
+                    if _is_walked(names):
                         found.append((_walk_order(names), item))
         except self.errors as error:
             found.append((((2, ""),), self._listing_failure(bucket, folder, error)))  # last
@@ -363,10 +397,15 @@ class S3Reader:
             yield item if isinstance(item, Source) else self._object_source(bucket, item)
 
     def _object_source(self, bucket, item):
+        key = item["Key"]
+        digest = is_digest_location(key.split("/")[:-1])  # as the local walk: counted, not read
         return S3Source(
-            s3_url(bucket, item["Key"]),
+            s3_url(bucket, key),
+            skipped=DIGEST_REASON if digest else None,
+            digest=digest,
+            identity=("s3 object", bucket, key),
             bucket=bucket,
-            key=item["Key"],
+            key=key,
             listed_size=item.get("Size", 0),
             reader=self,
         )
@@ -462,14 +501,27 @@ def describe_s3_error(error, errors):
     return str(error) or type(error).__name__
 
 
+def _folder_identity(bucket, folder):
+    return ("s3 folder", bucket, folder)
+
+
 def _visible_names(prefixes, folder):
     """Subfolder names from CommonPrefixes, sorted as the local walk sorts directory names.
 
     S3 sorts whole keys ("a-b/" before "a/", as "-" < "/"); the local walk sorts the names
-    ("a" before "a-b"), so the names are sorted again without their trailing "/".
+    ("a" before "a-b"), so the names are sorted again without their trailing "/". An empty
+    name is a real folder: "logs//AWSLogs/..." is what CloudTrail writes for the key prefix
+    "logs/", and "/AWSLogs/..." for "/".
     """
     names = (prefix[len(folder) : -1] for prefix in prefixes)
-    return sorted(name for name in names if name and not name.startswith("."))
+    return sorted(name for name in names if not name.startswith("."))
+
+
+def _is_walked(names):
+    """Whether a key, as its names below the folder listed, is one the walk reads: no hidden
+    name at any level (empty folder names included, as in _visible_names), and not the
+    folder's own marker object ("x/", an empty last name)."""
+    return bool(names[-1]) and not any(name.startswith(".") for name in names)
 
 
 def _walk_order(names):

@@ -451,7 +451,8 @@ def test_an_open_end_is_bounded_by_the_years_each_region_has(
     )
     prefixes = listed_prefixes(reader)
     sources = list(reader.discover(f"s3://{pruned_bucket}"))
-    assert prefixes == expected_listing(day_folders, years_listed=True)
+    # From the bucket root, "/AWSLogs/" is listed too (a trail whose key prefix is "/").
+    assert prefixes == [*expected_listing(day_folders, years_listed=True), "/AWSLogs/"]
     assert [source.name for source in sources] == [
         f"s3://{pruned_bucket}/{day_key(r, d)}" for r in REGION_FOLDERS for d in days
     ]
@@ -534,6 +535,131 @@ def test_days_without_objects_are_an_unreadable_input(capsys, pruned_bucket):
     (item,) = document["unreadable"]
     assert item["input"] == url
     assert item["error"].startswith("no object for 2024-01-01 to 2024-12-31 under this URL")
+
+
+# --- digest files, empty key segments, overlapping URLs ----------------------------------
+
+TRAIL_DAY = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/20/"
+DIGEST_DAY = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/20/"
+DIGEST = gzip.compress(
+    json.dumps({"awsAccountId": "111122223333", "digestStartTime": "x", "logFiles": []}).encode()
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("", id="the bucket"),
+        pytest.param("AWSLogs/111122223333/", id="an account"),
+        pytest.param(f"{DIGEST_DAY}d.json.gz", id="a digest file named"),
+    ],
+)
+def test_digest_files_in_s3_are_skipped_as_on_disk(capsys, s3, tmp_path, path):
+    objects = {
+        f"{TRAIL_DAY}a.json.gz": delivery_object(mixed_records()),
+        f"{DIGEST_DAY}d.json.gz": DIGEST,
+    }
+    bucket = new_bucket(s3, f"digests-{len(path)}", objects)
+    for key, body in objects.items():
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_bytes(body)
+    local = replay_json(capsys, "--strict", tmp_path / path)
+    remote = replay_json(capsys, "--strict", f"s3://{bucket}/{path}")
+    assert remote[0] == local[0]
+    assert comparable(remote[1]) == comparable(local[1])
+    assert remote[1]["digest_files_skipped"] == 1
+    assert remote[1]["malformed"] == 0
+
+
+EMPTY_SEGMENTS = {
+    f"logs/{TRAIL_DAY}a.json.gz": [external_get(0)],
+    # A trail whose key prefix is "logs/" writes below "logs//"; one whose prefix is "/", "/".
+    f"logs//{TRAIL_DAY}b.json.gz": [external_get(5, sourceIPAddress="45.33.32.156")],
+    f"/{TRAIL_DAY}c.json.gz": [external_get(10, sourceIPAddress="9.9.9.9")],
+}
+DAY = ["--since", "2026-11-20", "--until", "2026-11-20"]
+
+
+@pytest.mark.parametrize(
+    ("path", "options", "keys"),
+    [
+        pytest.param("", [], list(EMPTY_SEGMENTS), id="the bucket"),
+        pytest.param("logs/", [], list(EMPTY_SEGMENTS)[:2], id="the trail prefix"),
+        pytest.param("logs/", DAY, list(EMPTY_SEGMENTS)[:2], id="the trail prefix, one day"),
+        pytest.param("", DAY, list(EMPTY_SEGMENTS)[2:], id="the bucket, one day"),
+    ],
+)
+def test_keys_with_an_empty_folder_name_are_read(capsys, s3, path, options, keys):
+    objects = {key: delivery_object(records) for key, records in EMPTY_SEGMENTS.items()}
+    bucket = new_bucket(s3, f"empty-segments-{len(path)}-{len(options)}", objects)
+    status, document, _ = replay_json(capsys, f"s3://{bucket}/{path}", *options)
+    assert status == cli.EXIT_OK
+    assert document["records_read"] == len(keys)
+    first_seen = sorted(
+        alert["first_event_at"] for rule in document["rules"] for alert in rule["alerts"]
+    )
+    assert first_seen == sorted(f"s3://{bucket}/{key} line 1 record 1" for key in keys)
+
+
+OTHER_DAY = "AWSLogs/444455556666/CloudTrail/us-east-1/2026/11/20/"
+NAMED_AGAIN = "named more than once, or inside a folder also named"
+
+
+@pytest.mark.parametrize(
+    ("paths", "options", "skipped"),
+    [
+        pytest.param(
+            ["AWSLogs/", "AWSLogs/111122223333/"],
+            [],
+            [("AWSLogs/111122223333/", f"{NAMED_AGAIN}: walked once")],
+            id="a prefix, then one inside it",
+        ),
+        pytest.param(
+            ["AWSLogs/111122223333/", ""],
+            [],
+            [("AWSLogs/111122223333/", f"{NAMED_AGAIN}: walked once")],
+            id="a prefix, then the bucket",
+        ),
+        pytest.param(
+            [f"{TRAIL_DAY}a.json.gz", "AWSLogs"],
+            [],
+            [(f"{TRAIL_DAY}a.json.gz", f"{NAMED_AGAIN}: read once")],
+            id="an object, then a prefix holding it",
+        ),
+        pytest.param(
+            [f"{TRAIL_DAY}a.json.gz", f"{TRAIL_DAY}a.json.gz", "AWSLogs/"],
+            [],
+            [(f"{TRAIL_DAY}a.json.gz", f"{NAMED_AGAIN}: read once")] * 2,
+            id="an object named twice, then a prefix holding it",
+        ),
+        pytest.param(
+            ["AWSLogs/", ""],
+            DAY,
+            [
+                (TRAIL_DAY, f"{NAMED_AGAIN}: walked once"),
+                (OTHER_DAY, f"{NAMED_AGAIN}: walked once"),
+            ],
+            id="pruned to a day: the day folders once",
+        ),
+    ],
+)
+def test_overlapping_urls_read_each_object_once(capsys, s3, paths, options, skipped):
+    objects = {
+        f"{TRAIL_DAY}a.json.gz": delivery_object(mixed_records()),
+        f"{TRAIL_DAY}b.json.gz": delivery_object([external_get(8)]),
+        f"{OTHER_DAY}c.json.gz": delivery_object([external_get(9, sourceIPAddress="9.9.9.9")]),
+    }
+    bucket = new_bucket(s3, f"overlap-{len(paths[0])}-{len(options)}", objects)
+    status, document, err = replay_json(
+        capsys, *(f"s3://{bucket}/{path}" for path in paths), *options
+    )
+    assert status == cli.EXIT_OK
+    assert (document["records_read"], document["inputs_read"]) == (6, 3)
+    assert [alert["events"] for alert in document["rules"][0]["alerts"]] == [3, 1]
+    assert document["skipped_inputs"] == [
+        {"input": f"s3://{bucket}/{path}", "reason": reason} for path, reason in skipped
+    ]
+    assert f"skipped: s3://{bucket}/{skipped[0][0]}: " in err
 
 
 # --- streaming ------------------------------------------------------------------------------
