@@ -774,3 +774,20 @@ def test_real_fork_linters_pass_on_every_file_we_add(real_fork, linter):
         command, cwd=root, capture_output=True, text=True, check=False, timeout=600
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_correlation_rule_goes_where_the_fork_keeps_them_else_where_it_is_here(fork, capsys):
+    name = "aws_vpce_protection_change_and_bulk_access.yml"
+    run_tool(capsys, fork)
+    assert (fork / "correlation_rules" / name).read_bytes() == (
+        REPO_ROOT / "correlation_rules" / name
+    ).read_bytes()
+    elsewhere = fork.parent / "fork-with-correlations"
+    shutil.copytree(FIXTURE, elsewhere)
+    (elsewhere / "correlation_rules" / "theirs").mkdir(parents=True)
+    (elsewhere / "correlation_rules" / "theirs" / "existing.yml").write_text(
+        "AnalysisType: correlation_rule\nRuleID: Fixture.Correlation\nEnabled: false\n"
+        "Severity: Low\nDetection: []\n"
+    )
+    run_tool(capsys, elsewhere)
+    assert (elsewhere / "correlation_rules" / "theirs" / name).is_file()

@@ -36,7 +36,14 @@ from panther_analysis_tool.analysis_utils import load_analysis_specs_ex
 from panther_analysis_tool.util import get_imports, get_spec_id
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_DIRS = ("rules", "global_helpers", "data_models", "lookup_tables", "packs")
+PACKAGE_DIRS = (
+    "rules",
+    "correlation_rules",
+    "global_helpers",
+    "data_models",
+    "lookup_tables",
+    "packs",
+)
 SCHEMAS_DIR = "schemas"
 DEFAULT_RULES_DIR = "rules"
 README_SECTION = "Adding the package to a panther-analysis fork"
@@ -180,15 +187,17 @@ def read(root, path):
 
 
 def rules_dir_for(rule, fork_items):
-    """The fork's directory holding most rules of this rule's log types (ties: first by name)."""
+    """The fork's directory holding most rules of this rule's kind and log types (ties: first by
+    name); for a kind without log types (a correlation rule), most of its kind, else the
+    directory it has here."""
     wanted = log_types(rule.spec)
     counts = Counter(
         item.directory
         for item in fork_items
-        if item.kind == rule.kind and wanted & log_types(item.spec)
+        if item.kind == rule.kind and (wanted & log_types(item.spec) or not wanted)
     )
     if not counts:
-        return PurePosixPath(DEFAULT_RULES_DIR)
+        return PurePosixPath(DEFAULT_RULES_DIR) if wanted else rule.directory
     return min(counts, key=lambda directory: (-counts[directory], str(directory)))
 
 
