@@ -29,6 +29,7 @@ import importlib.util
 import ipaddress
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -861,9 +862,105 @@ def main(argv=None):
         result["hostile"] = hostile_inputs(command, records, args.quick)
         lines += hostile_lines(result["hostile"])
     lines += match_cost_lines(result["match_cost"])
+    if command is not None:
+        result["family"] = family_on_routine_traffic(command, records, is_public_ip)
+        lines += family_lines(result["family"])
     store.close()
     print(json.dumps(result, indent=2) if args.json else "\n".join(lines))
     return 0
+
+
+# --- 6. the VPC endpoint family on routine traffic -----------------------------------------------
+
+FAMILY_RULES = (
+    "AWS.CloudTrail.VPCE.S3ExternalIP",
+    "AWS.CloudTrail.VPCE.AccessDenied",
+    "AWS.CloudTrail.VPCE.ExternalPrincipal",
+    "AWS.CloudTrail.VPCE.SensitiveAPICalls",
+)
+# What a panther-analysis checkout's managed family needs to run: its four rules, its helpers and
+# the CloudTrail data model (their titles read actor_user through it).
+MANAGED_FILES = [
+    *(f"rules/aws_cloudtrail_rules/aws_vpce_{name}.{ext}" for name in (
+        "s3_external_ip", "access_denied", "external_principal", "sensitive_api_calls"
+    ) for ext in ("py", "yml")),
+    "data_models/aws_cloudtrail_data_model.py",
+    "data_models/aws_cloudtrail_data_model.yml",
+]  # fmt: skip
+
+
+def is_routine(record, is_public_ip):
+    """Network activity from a private address: the endpoint's everyday traffic (and what the
+    sample plants there)."""
+    return record.get("eventType") == "AwsVpceEvent" and not is_public_ip(
+        record.get("sourceIPAddress")
+    )
+
+
+def family_report(command, repository, path):
+    done = subprocess.run(
+        [*command, "--path", str(repository), "--format", "json", "--no-progress", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    document = json.loads(done.stdout)
+    rules = {rule["rule_id"]: rule for rule in document["rules"]}
+    return {
+        rule_id: {
+            "matched": rules[rule_id]["matched"],
+            "alerts": rules[rule_id]["alert_count"],
+        }
+        for rule_id in FAMILY_RULES
+        if rule_id in rules
+    }
+
+
+def managed_repository(checkout, directory):
+    """A repository holding the managed family from a panther-analysis checkout."""
+    shutil.copytree(Path(checkout, "global_helpers"), Path(directory, "global_helpers"))
+    for name in MANAGED_FILES:
+        target = Path(directory, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(checkout, name), target)
+    return Path(directory)
+
+
+def family_on_routine_traffic(command, records, is_public_ip):
+    routine = [record for record in records if is_routine(record, is_public_ip)]
+    with tempfile.TemporaryDirectory(prefix="bench-family-") as scratch:
+        path = Path(scratch, "routine.jsonl")
+        path.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in routine))
+        result = {"records": len(routine), "ours": family_report(command, REPO_ROOT, path)}
+        checkout = os.environ.get("PANTHER_ANALYSIS_CHECKOUT")
+        if checkout:
+            managed = managed_repository(checkout, Path(scratch, "managed"))
+            result["managed"] = family_report(command, managed, path)
+    return result
+
+
+def family_lines(result):
+    lines = [
+        "",
+        f"6. The VPC endpoint family on the sample day's network activity from private addresses "
+        f"({result['records']:,} records: the routine traffic, and the incidents from inside: a "
+        "forgotten job's denials, the nightly cross-account job, a vendor's secret reads, a key "
+        "destroyed)",
+        "",
+        f"   {'rule':<40}{'ours: matched':>15}{'alerts':>8}{'managed: matched':>18}{'alerts':>8}",
+    ]
+    managed = result.get("managed", {})
+    for rule_id in FAMILY_RULES:
+        ours = result["ours"].get(rule_id, {"matched": 0, "alerts": 0})
+        theirs = managed.get(rule_id)
+        their_columns = (
+            f"{theirs['matched']:>18,}{theirs['alerts']:>8,}" if theirs else f"{'-':>18}{'-':>8}"
+        )
+        lines.append(f"   {rule_id:<40}{ours['matched']:>15,}{ours['alerts']:>8,}{their_columns}")
+    if not managed:
+        lines.append(
+            "   (managed family: set PANTHER_ANALYSIS_CHECKOUT to a panther-analysis checkout)"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -39,6 +39,15 @@ def test_quick_benchmark_reports_every_measurement():
         assert 0 < row["constant_us"] < row["rule_us"]
     assert report["replay"]["records"] == report["replay"]["decoded_records"]
     assert report["replay"]["alerts"] == 14  # the sample day's (tests/test_samples.py)
+    family = report["family"]
+    assert family["records"] > 3_000
+    # Routine traffic raises nothing; the incidents planted inside the VPC one alert each.
+    assert {rule: found["alerts"] for rule, found in family["ours"].items()} == {
+        "AWS.CloudTrail.VPCE.S3ExternalIP": 0,
+        "AWS.CloudTrail.VPCE.AccessDenied": 1,
+        "AWS.CloudTrail.VPCE.ExternalPrincipal": 2,
+        "AWS.CloudTrail.VPCE.SensitiveAPICalls": 1,
+    }
     assert report["replay"]["max_rss_kib"] > 0
     assert report["replay"]["startup_seconds"] > 0
     # Two days of traffic: twice the sample's noise, the incidents only once.
