@@ -5,6 +5,7 @@ from types import MappingProxyType
 
 import cloudtrail_fields as fields
 import pytest
+from identities import CALLERS
 from panther_core.enriched_event import PantherEvent
 from raw_view import RawViewOnly
 
@@ -566,3 +567,62 @@ def test_top_level_field_reads_as_field(event):
     found = fields.top_level_field(fields.record_of(event), event, "eventType")
     expected = fields.field(event, "eventType")
     assert found == expected
+
+
+# --- the caller: one key and one name for every userIdentity type -------------------------------
+
+
+@pytest.mark.parametrize(("identity", "key", "name"), CALLERS.values(), ids=CALLERS)
+@pytest.mark.parametrize("wrap", [dict, PantherEvent], ids=["dict", "PantherEvent"])
+def test_caller_id_and_caller_name(identity, key, name, wrap):
+    event = wrap({"userIdentity": identity})
+    assert fields.caller_id(event) == key
+    assert fields.caller_name(event) == name
+
+
+@pytest.mark.parametrize(
+    ("identity", "key"),
+    [
+        (
+            {"type": "IdentityCenterUser", "accountId": OWNER, "onBehalfOf": {"userId": "u-1"}},
+            f"{OWNER}:identitycenter:<unknown>:u-1",
+        ),
+        ({"type": "Unknown", "principalId": "", "accountId": OWNER}, f"{OWNER}:<unknown>"),
+        ({"type": "Unknown", "credentialId": "c-1"}, "<unknown>:credential:c-1"),
+        ({"principalId": "p" * 5000, "accountId": "a" * 5000}, f"{'a' * 256}:{'p' * 256}"),
+        ({"invokedBy": ["s3.amazonaws.com"], "accessKeyId": "AKIA1"}, "<unknown>:key:AKIA1"),
+        ("not an identity", "<unknown>:<unknown>"),
+    ],
+    ids=["identity-store-unknown", "empty-principal", "credential", "bounded", "typed", "junk"],
+)
+def test_caller_id_falls_back_in_order_and_stays_bounded(identity, key):
+    assert fields.caller_id({"userIdentity": identity}) == key
+
+
+@pytest.mark.parametrize(
+    ("event", "address"),
+    [
+        ({"sourceIPAddress": " 198.51.100.7 "}, "198.51.100.7"),
+        ({"sourceIPAddress": ""}, "<unknown>"),
+        ({"sourceIPAddress": ["198.51.100.7"]}, "<unknown>"),
+        ({"sourceIPAddress": "x" * 500}, "x" * 120),
+        ({}, "<unknown>"),
+    ],
+    ids=["padded", "empty", "list", "long", "missing"],
+)
+def test_source_address_as_titles_show_it(event, address):
+    assert fields.source_address(event) == address
+
+
+@pytest.mark.parametrize(
+    ("source", "service"),
+    [
+        ("kms.amazonaws.com", "kms"),
+        ("s3.amazonaws.com", "s3"),
+        (None, "<unknown>"),
+        (7, "<unknown>"),
+    ],
+    ids=["kms", "s3", "missing", "number"],
+)
+def test_service_name(source, service):
+    assert fields.service_name({"eventSource": source}) == service

@@ -18,6 +18,7 @@ import vpce_family
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis_profiles import fuzz_settings
+from identities import CALLERS
 from panther_core.enriched_event import PantherEvent
 from panther_core.rule import Rule
 from repo import REPO_ROOT, load_module, load_specs, yaml_tests
@@ -504,3 +505,33 @@ def test_every_managed_denial_and_foreign_principal_of_the_sample_is_flagged_by_
             flagged += 1
             assert len(owners(event)) == 1, record
     assert flagged > 0
+
+
+# --- one caller for every userIdentity type, in every rule --------------------------------------
+
+
+@pytest.mark.parametrize(("identity", "key", "name"), CALLERS.values(), ids=CALLERS)
+def test_every_identity_type_is_named_alike_by_every_rule(identity, key, name):
+    deletion = yaml_log(SENSITIVE_API_CALLS, "Scheduling a key's deletion from inside is HIGH")
+    account = identity.get("accountId") if isinstance(identity, dict) else None
+    foreign = account not in (None, OWN)
+    cases = [
+        ({**deletion, "userIdentity": identity}, SENSITIVE_API_CALLS),
+        (
+            {**deletion, "eventName": "ListKeys", "userIdentity": identity, **DENIAL},
+            EXTERNAL_PRINCIPAL if foreign else ACCESS_DENIED,
+        ),
+    ]
+    for log, owner in cases:
+        event = PantherEvent(copy.deepcopy(log))
+        assert owners(event) == [owner]
+        rule = FAMILY[owner]
+        assert rule.dedup(event).startswith(f"{key}:")
+        assert f" {name} " in rule.title(event)
+        assert rule.alert_context(event)["caller"] == key
+
+
+DENIAL = {
+    "errorCode": "VpceAccessDenied",
+    "errorMessage": "The request was denied due to a VPC endpoint policy",
+}
