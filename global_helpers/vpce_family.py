@@ -11,10 +11,11 @@ AWS.CloudTrail.VPCE.S3ExternalIP owns.
 import re
 from typing import NamedTuple
 
-from cloudtrail_context import json_safe
+from cloudtrail_context import enrichment_context, json_safe, network_activity_context
 from cloudtrail_fields import (
     UNKNOWN,
     caller_account,
+    error_kind,
     event_names,
     once_per_event,
     record_of,
@@ -349,3 +350,19 @@ def family_context(event):
             {rule_id for rule_id, holds in OWNERSHIP if holds(found)} - {owner(event)}
         ),
     }
+
+
+def outcome(event):
+    """ "succeeded", or "refused" when the call was denied or failed: it moved no data."""
+    return "succeeded" if error_kind(event) is None else "refused"
+
+
+def family_alert_context(event, **rule_keys):
+    """A family rule's alert context: the record's fields, the rule's own keys, what the family
+    saw in the event, the enrichment of its address and the settings in effect."""
+    context = network_activity_context(event)
+    context.update(rule_keys)
+    context["vpceFamily"] = family_context(event)
+    context["sourceIPEnrichment"] = enrichment_context(source_ip_profile(event, TRUSTED_TABLES))
+    context["overrides"] = SETTINGS_IN_EFFECT
+    return context

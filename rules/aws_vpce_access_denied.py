@@ -8,18 +8,8 @@ change to what protects data, a caller of another account) is that rule's alert,
 call was denied (vpceFamily in its context).
 """
 
-from cloudtrail_context import enrichment_context, network_activity_context
 from cloudtrail_fields import caller_id, caller_name, service_name, shown
-from ip_enrichment import source_ip_profile
-from vpce_family import (
-    ACCESS_DENIED,
-    SETTINGS_IN_EFFECT,
-    TRUSTED_TABLES,
-    family_context,
-    origin,
-    owner,
-    place,
-)
+from vpce_family import ACCESS_DENIED, family_alert_context, origin, owner, place
 
 # --- Overrides: edit these assignments to tune this rule. ---------------------------------------
 
@@ -51,9 +41,4 @@ def title(event):
 
 
 def alert_context(event):
-    context = network_activity_context(event)
-    context["place"] = place(event)
-    context["vpceFamily"] = family_context(event)
-    context["sourceIPEnrichment"] = enrichment_context(source_ip_profile(event, TRUSTED_TABLES))
-    context["overrides"] = SETTINGS_IN_EFFECT
-    return context
+    return family_alert_context(event, place=place(event))

@@ -10,24 +10,13 @@ changes to what protects data are their own rules' alerts, which say the caller 
 (vpceFamily in their context).
 """
 
-from cloudtrail_context import enrichment_context, network_activity_context
-from cloudtrail_fields import (
-    UNKNOWN,
-    caller_account,
-    caller_id,
-    caller_name,
-    error_kind,
-    service_name,
-    shown,
-)
-from ip_enrichment import source_ip_profile
+from cloudtrail_fields import UNKNOWN, caller_account, caller_id, caller_name, service_name, shown
 from vpce_family import (
     EXTERNAL_PRINCIPAL,
-    SETTINGS_IN_EFFECT,
-    TRUSTED_TABLES,
     endpoint_owner,
-    family_context,
+    family_alert_context,
     origin,
+    outcome,
     owner,
     place,
 )
@@ -48,10 +37,6 @@ PANTHER_FIELD_LIMIT = 1000
 
 def rule(event):
     return owner(event) == EXTERNAL_PRINCIPAL
-
-
-def outcome(event):
-    return "succeeded" if error_kind(event) is None else "refused"
 
 
 def severity(event):
@@ -78,10 +63,4 @@ def title(event):
 
 
 def alert_context(event):
-    context = network_activity_context(event)
-    context["outcome"] = outcome(event)
-    context["place"] = place(event)
-    context["vpceFamily"] = family_context(event)
-    context["sourceIPEnrichment"] = enrichment_context(source_ip_profile(event, TRUSTED_TABLES))
-    context["overrides"] = SETTINGS_IN_EFFECT
-    return context
+    return family_alert_context(event, outcome=outcome(event), place=place(event))

@@ -10,18 +10,15 @@ so the count cannot be lost to a store outage, and Panther's Data Replay can pre
 import hashlib
 import json
 
-from cloudtrail_context import enrichment_context, network_activity_context
 from cloudtrail_fields import (
     caller_id,
     caller_name,
-    error_kind,
     record_of,
     source_address,
     text,
     top_level_field,
 )
-from ip_enrichment import described_address, source_ip_profile
-from vpce_family import SETTINGS_IN_EFFECT, TRUSTED_TABLES, is_external_s3_data_access
+from vpce_family import family_alert_context, is_external_s3_data_access, origin, outcome
 
 # Severity of a group by what its calls achieved: data that moved is CRITICAL; a flood of refused
 # or failed calls moved none (a probe, or keys being guessed), so it never ranks above MEDIUM.
@@ -48,32 +45,21 @@ def unique(event):
     return "sha256:" + hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def outcome_class(event):
-    return "succeeded" if error_kind(event) is None else "refused"
-
-
 def dedup(event):
-    return f"{caller_id(event)}:{source_address(event)}:{outcome_class(event)}"[
-        :PANTHER_FIELD_LIMIT
-    ]
+    return f"{caller_id(event)}:{source_address(event)}:{outcome(event)}"[:PANTHER_FIELD_LIMIT]
 
 
 def severity(event):
-    return SEVERITY_BY_CLASS[outcome_class(event)]
+    return SEVERITY_BY_CLASS[outcome(event)]
 
 
 def title(event):
-    where = described_address(source_address(event), source_ip_profile(event, TRUSTED_TABLES))
     text_form = (
-        f"{TITLE_BY_CLASS[outcome_class(event)]} through a VPC endpoint by {caller_name(event)} "
-        f"from external IP {where}"
+        f"{TITLE_BY_CLASS[outcome(event)]} through a VPC endpoint by {caller_name(event)} "
+        f"{origin(event)}"
     )
     return text_form[:PANTHER_FIELD_LIMIT]
 
 
 def alert_context(event):
-    context = network_activity_context(event)
-    context["outcomeClass"] = outcome_class(event)
-    context["sourceIPEnrichment"] = enrichment_context(source_ip_profile(event, TRUSTED_TABLES))
-    context["overrides"] = SETTINGS_IN_EFFECT
-    return context
+    return family_alert_context(event, outcomeClass=outcome(event))

@@ -9,16 +9,13 @@ another account they are AWS.CloudTrail.VPCE.ExternalPrincipal's. Both lists are
 (PROTECTION_CHANGES, ROUTINE_SENSITIVE_CALLS) in the global helper vpce_family.
 """
 
-from cloudtrail_context import enrichment_context, network_activity_context
-from cloudtrail_fields import caller_id, caller_name, error_kind, service_name, shown
-from ip_enrichment import source_ip_profile
+from cloudtrail_fields import caller_id, caller_name, service_name, shown
 from vpce_family import (
     SENSITIVE_API_CALLS,
-    SETTINGS_IN_EFFECT,
-    TRUSTED_TABLES,
-    family_context,
+    family_alert_context,
     findings,
     origin,
+    outcome,
     owner,
 )
 
@@ -45,10 +42,6 @@ def kind(event):
     return found.sensitive if found is not None and found.sensitive else "routine"
 
 
-def outcome(event):
-    return "succeeded" if error_kind(event) is None else "refused"
-
-
 def severity(event):
     return SEVERITY_BY_CALL[(kind(event), outcome(event))]
 
@@ -69,10 +62,4 @@ def title(event):
 
 
 def alert_context(event):
-    context = network_activity_context(event)
-    context["callKind"] = kind(event)
-    context["outcome"] = outcome(event)
-    context["vpceFamily"] = family_context(event)
-    context["sourceIPEnrichment"] = enrichment_context(source_ip_profile(event, TRUSTED_TABLES))
-    context["overrides"] = SETTINGS_IN_EFFECT
-    return context
+    return family_alert_context(event, callKind=kind(event), outcome=outcome(event))
