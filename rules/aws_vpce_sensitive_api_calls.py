@@ -10,14 +10,7 @@ another account they are AWS.CloudTrail.VPCE.ExternalPrincipal's. Both lists are
 """
 
 from cloudtrail_fields import caller_id, caller_name, service_name, shown
-from vpce_family import (
-    SENSITIVE_API_CALLS,
-    family_alert_context,
-    findings,
-    origin,
-    outcome,
-    owner,
-)
+from vpce_family import SENSITIVE_API_CALLS, family_alert_context, findings, origin, outcome, owner
 
 # --- Overrides: edit these assignments to tune this rule. ---------------------------------------
 
