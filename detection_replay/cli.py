@@ -28,8 +28,15 @@ from detection_replay.report import (
     render_json,
     render_jsonl,
     render_text,
+    state_and_loading_lines_for_stderr,
 )
 from detection_replay.rules import RuleRepositoryError, find_repository, load_rules
+from detection_replay.standard_fields import (
+    DEFAULT_SOURCE_ID,
+    DEFAULT_SOURCE_LABEL,
+    LogSource,
+    parse_time_option,
+)
 from detection_replay.text import display_path, printable, say
 
 EXIT_OK = 0
@@ -44,6 +51,7 @@ EXIT_BASELINE = 8
 # --baseline: the alerts differ, as --fail-on-alert's alerts were raised: something to look at.
 EXIT_DIFFERS = EXIT_ALERTS
 EXIT_WORKER_DIED = 9
+EXIT_RULES_NOT_LOADED = 10
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
@@ -77,7 +85,10 @@ records:
   within years 1-9999, and at most {RECORD_BYTES // (1024 * 1024)} MiB of JSON; anything else is
   counted as malformed and reported with its input and line, and the run goes on. Each good
   record gets p_log_type AWS.CloudTrail; one that already carries another p_log_type is
-  malformed. Always: records read = evaluated + malformed.
+  malformed. Always: records read = evaluated + malformed. A rule also sees the other fields
+  Panther's log processing adds (p_event_time, p_parse_time, p_row_id, p_source_id,
+  p_source_label, p_any_*), worked out when it first reads one; a field the record carries is
+  kept as it is.
 
 alerts:
   Matches are grouped after every input is read, in eventTime order, so the order of the inputs
@@ -102,18 +113,22 @@ exit status:
      with what they look like), or no input yielded a record; the other inputs were still
      replayed
   {EXIT_BAD_RECORDS}  --strict was given and a record was malformed or a rule function raised
-  {EXIT_RULES_UNLOADABLE}  the rules could not be loaded (invalid analysis item, rule import
-     error, no enabled AWS.CloudTrail rule)
+  {EXIT_RULES_UNLOADABLE}  no rule could be loaded (invalid analysis items, rule import errors, no
+     enabled AWS.CloudTrail rule)
   {EXIT_REPORT_UNWRITTEN}  the report could not be written (disk full, closed or broken stdout)
   {EXIT_LIMIT}  more matching events than --max-matches: the replay stopped
   {EXIT_BASELINE}  the --baseline report is missing, unreadable, not JSON or not a report
      (wrong or no schema_version, truncated): checked before anything is replayed
   {EXIT_WORKER_DIED}  a --jobs worker process died (killed by a signal, such as the out-of-memory
      killer's SIGKILL): the replay stopped; the totals so far go to stderr
+  {EXIT_RULES_NOT_LOADED}  some rules could not be loaded (each is named with its reason); the
+     others were replayed
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); the totals so far go to stderr
   {EXIT_TERMINATED}  terminated (SIGTERM); temporary files are removed
-  Of {EXIT_UNREADABLE_INPUT}, {EXIT_BAD_RECORDS} and {EXIT_ALERTS}, the first that applies wins.
-  A diff is still written when {EXIT_UNREADABLE_INPUT} or {EXIT_BAD_RECORDS} wins, and warns of it.
+  Of {EXIT_UNREADABLE_INPUT}, {EXIT_RULES_NOT_LOADED}, {EXIT_BAD_RECORDS} and {EXIT_ALERTS}, \
+the first that applies wins.
+  A diff is still written when {EXIT_UNREADABLE_INPUT}, {EXIT_RULES_NOT_LOADED} or \
+{EXIT_BAD_RECORDS} wins, and warns of it.
 
 alert diff (--baseline):
   --baseline REPORT compares this run with an earlier --format json report and writes what
@@ -220,8 +235,39 @@ def build_parser():
         help="never show the progress bar (by default it is drawn on stderr when stderr is a "
         "terminal)",
     )
+    parser.add_argument(
+        "--source-label",
+        default=DEFAULT_SOURCE_LABEL,
+        metavar="NAME",
+        help=f"p_source_label of every event, the log source's name in Panther (default: "
+        f"{DEFAULT_SOURCE_LABEL})",
+    )
+    parser.add_argument(
+        "--source-id",
+        default=DEFAULT_SOURCE_ID,
+        metavar="ID",
+        help=f"p_source_id of every event, the log source's id in Panther (default: "
+        f"{DEFAULT_SOURCE_ID})",
+    )
+    parser.add_argument(
+        "--parse-time",
+        type=_parse_time,
+        default=None,
+        metavar="TIME",
+        help="p_parse_time of every event, an ISO 8601 date-time (UTC unless it has an offset); "
+        "by default each event's own p_event_time, so a rerun gives the same report",
+    )
     s3_inputs.add_arguments(parser)  # --profile, --region, --since, --until
     return parser
+
+
+def _parse_time(text):
+    try:
+        return parse_time_option(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 date-time such as 2026-11-20T09:00:00Z, not {text!r}"
+        ) from None
 
 
 def _whole_number(text, smallest):
@@ -537,6 +583,7 @@ def _replay(rule_set, inputs, args, discovery, started, *, s3=None):
         quick_miss=not args.full_run,
         max_matches=args.max_matches,
         max_alerts=args.max_alerts,
+        log_source=LogSource(args.source_id, args.source_label, args.parse_time),
     )
     started(replay)  # so that an interruption can report the totals so far
     try:
@@ -549,6 +596,8 @@ def _replay(rule_set, inputs, args, discovery, started, *, s3=None):
 def exit_status(replay, args):
     if replay.unreadable or replay.totals.records_read == 0:
         return EXIT_UNREADABLE_INPUT
+    if replay.not_loaded_rules:
+        return EXIT_RULES_NOT_LOADED
     if args.strict and (replay.malformed.count or replay.rule_errors):
         return EXIT_BAD_RECORDS
     if args.fail_on_alert and replay.alert_count:
@@ -562,6 +611,8 @@ def _warn_on_stderr(document, args):
         say(f"detection-replay: empty directory: {printable(name)}")
     if document["records_read"] == 0:
         say("detection-replay: no input yielded a record")
+    for line in state_and_loading_lines_for_stderr(document):
+        say(f"detection-replay: {line}")
     if args.format == "text" and _to_stdout(args) and args.baseline is None:
         return
     for line in problem_lines_for_stderr(document):

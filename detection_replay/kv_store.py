@@ -9,6 +9,11 @@ wall clock: a TTL of an hour lasts an hour of the replayed day.
 Differences from DynamoDB, on purpose: an item is gone as soon as its expiry passes (DynamoDB
 deletes expired items lazily, within about two days), and an expired counter restarts at the
 increment (as panther_detection_helpers documents it).
+
+While the replay's first pass decides what matches (in any order, in any process), the store is
+a probe: it answers as an empty store, keeps nothing past the evaluation that wrote it, and counts
+every call, so the replay knows which evaluations touched it and runs those again, in event-time
+order, against the real store (engine.py).
 """
 
 import importlib
@@ -44,7 +49,10 @@ class KeyValueStore:
 
     now: float = 0.0
     items: dict = field(default_factory=dict)
+    # Every call that reads or writes an item: a change tells that an evaluation touched the store.
     calls: int = 0
+    # The real items while probing (then `items` is the probe's scratch), else None.
+    _kept: dict | None = None
 
     # --- clock and expiry ---------------------------------------------------------------------
 
@@ -52,8 +60,24 @@ class KeyValueStore:
         self.now = epoch_seconds
 
     def clear(self):
+        self.stop_probing()
         self.items.clear()
         self.calls = 0
+
+    # --- probing (the replay's first pass) ----------------------------------------------------
+
+    def start_probing(self):
+        """Answer as an empty store from now on, keeping the real items aside."""
+        if self._kept is None:
+            self._kept, self.items = self.items, {}
+
+    def forget_probe(self):
+        """Drop what the evaluation just probed wrote: the next one starts from an empty store."""
+        self.items.clear()
+
+    def stop_probing(self):
+        if self._kept is not None:
+            self.items, self._kept = self._kept, None
 
     def _expiry(self, epoch_seconds):
         if isinstance(epoch_seconds, str):
@@ -169,6 +193,7 @@ class KeyValueStore:
         return json.loads(item.dictionary) if item and item.dictionary else {}
 
     def kv_table(self):
+        self.calls += 1
         raise ReplayStoreError(
             "detection-replay's key-value store has no DynamoDB table: use the functions of "
             "panther_detection_helpers.caching"

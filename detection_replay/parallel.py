@@ -1,11 +1,15 @@
 """Pass 1 on every core: inputs decoded and matched in worker processes, merged in input order.
 
-Whether an event matches is a pure function of the event (a rule's rule() reads the event, not
-the key-value store), so each input can be read, checked and matched in a process of its own.
-What a worker finds in one input (counts, malformed records, unreadable parts, rule errors and
-the matching records) comes back to the parent, which takes the inputs' findings in input
-order, exactly as one process would have found them. Everything that depends on order and
-state (the key-value store, titles, severities, grouping) stays in pass 2, in the parent.
+Pass 1 decides each event from the event alone (an evaluation that touched the key-value store
+or a rule module's state is left undecided for pass 2: see engine.py), so each input can be
+read, checked and matched in a process of its own. What a worker finds in a run of inputs
+(counts, malformed records, unreadable parts, rule errors and the buffered events) comes back to
+the parent, which takes the runs' findings in input order, exactly as one process would have
+found them. The buffered records themselves are written to the worker's own file in a directory
+of the run's, as they are found; only their positions (a few numbers each) travel back with the
+findings. Once every run is read, each worker says which module globals its pass 1 changed that
+nothing looks after. Everything that depends on order and state (the key-value store, titles,
+severities, grouping) stays in pass 2, in the parent.
 
 Workers are forked from the parent after it loaded the rules, so they start at once with the
 same rules, helpers and options. The parent goes on listing the inputs while they read the first
@@ -15,10 +19,6 @@ held in the child for good, and the child can hang on it. So pass 1 forks only f
 running one thread (the command is one); a host running others (a test suite with a server
 thread, an application) gets pass 1 in its own process, and is told.
 
-A rule whose rule() does read the store would match differently in parallel; when a worker
-sees a store call during pass 1, the parent discards the parallel results and replays pass 1
-in one process, in order, and says so on stderr.
-
 A worker that dies (the out-of-memory killer, a signal) fails the runs it and the others were
 reading: the replay stops with WorkerDied, naming the cause, instead of waiting for them. On
 Ctrl-C, SIGTERM or a death, the runs already read are counted in the totals the command says,
@@ -27,12 +27,14 @@ multiprocessing child's own is /dev/null.
 """
 
 import collections
-import dataclasses
+import contextlib
 import itertools
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -40,17 +42,16 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from detection_replay.rules import ERROR_EXAMPLES_KEPT
-from detection_replay.sources import STDIN_NAME
-
-STDIN_READ_BY_A_WORKER = (
-    "standard input was read by a worker process and cannot be read again for the rerun in "
-    "one process: replay it with --jobs 1"
-)
 
 BATCHES_PER_WORKER = 8
 BATCH_INPUTS = 64
 # The parent's replay, inherited by the forked workers (never pickled).
 _replay = None
+# Where the workers write the records they buffer for pass 2 (engine.process_spill); inherited.
+_spill_directory = None
+# Holds each worker at its last task until all have one: every worker gets exactly one.
+_last_task_barrier = None
+LAST_TASK_TIMEOUT_SECONDS = 60
 
 
 def default_jobs():
@@ -89,8 +90,7 @@ class InputFindings:
     inputs_with_records: int
     rule_matched: list
     rule_errors: list
-    matches: list
-    store_calls: int
+    matches: object  # engine.ExportedMatches
 
 
 def worker_signals():
@@ -103,7 +103,7 @@ def worker_signals():
 
 def _findings_of(run):
     """Pass 1 over a run of consecutive inputs, in a worker, with counters of its own."""
-    replay = _replay.fresh()
+    replay = _replay.fresh(spill_directory=_spill_directory)
     for source in run:
         replay.replay_source(source)
     return InputFindings(
@@ -118,9 +118,17 @@ def _findings_of(run):
         inputs_with_records=replay.inputs_with_records,
         rule_matched=[rule.matched for rule in replay.rules],
         rule_errors=[(dict(rule.errors.counts), rule.errors.examples) for rule in replay.rules],
-        matches=list(replay.matches.encoded()),
-        store_calls=replay.store.calls,
+        matches=replay.matches.export(),
     )
+
+
+def _changed_globals_in_worker(_):
+    """A worker's last task: the module globals its pass 1 changed that nothing looks after.
+    Checked once per worker, as one process checks once at its end (a check per run of inputs
+    would cost more than small runs take)."""
+    with contextlib.suppress(threading.BrokenBarrierError):  # a worker gone: the others answer
+        _last_task_barrier.wait(LAST_TASK_TIMEOUT_SECONDS)
+    return _replay.changed_module_globals()
 
 
 def batches(sources, jobs):
@@ -141,7 +149,7 @@ def batches(sources, jobs):
 
 def first_pass(replay, sources, jobs):
     """Pass 1 of `replay` over `sources` in `jobs` worker processes, merged in input order."""
-    global _replay  # noqa: PLW0603 (handed to the forked workers)
+    global _replay, _spill_directory, _last_task_barrier  # noqa: PLW0603 (the workers inherit them)
     sources = iter(sources)
     head = list(itertools.islice(sources, jobs))  # no more workers than inputs
     unsafe = fork_hazard()
@@ -150,44 +158,35 @@ def first_pass(replay, sources, jobs):
             print(f"detection-replay: {unsafe}, so pass 1 runs in one process", file=sys.stderr)
         for source in itertools.chain(head, sources):
             replay.replay_source(source)
+        replay.note_unhandled_state(replay.changed_module_globals())
         return
-    listed = []  # every input in order, to read again if need be
     crew = Crew(len(head), replay.progress)
     _replay = replay
+    _spill_directory = tempfile.mkdtemp(prefix="detection-replay-workers-")
+    _last_task_barrier = multiprocessing.get_context("fork").Barrier(len(head))
+    merged = 0  # runs whose findings are in the replay
     try:
         with crew:
             for run in batches(itertools.chain(head, sources), jobs):
-                listed.extend(run)
                 crew.submit(run)
                 crew.take_finished(wait=False)
             crew.take_finished(wait=True)
+            for found in crew.each_worker(_changed_globals_in_worker):
+                replay.note_unhandled_state(found)
+        # In input order, and before the workers' files lose their names (below).
+        for findings in crew.found:
+            merge(replay, findings)
+            merged += 1
     except BaseException:
-        # Ctrl-C, SIGTERM, a worker's death: the runs read so far count in the totals said.
-        for findings in crew.findings_so_far():
+        # Ctrl-C, SIGTERM, a worker's death, too many matches: the runs read so far count in
+        # the totals said.
+        for findings in crew.findings_so_far()[merged:]:
             merge_counts(replay, findings)
         raise
     finally:
-        _replay = None
-    found = crew.found
-    if any(findings.store_calls for findings in found):
-        print(
-            "detection-replay: a rule reads the key-value store in rule(), so whether it "
-            "matches depends on the order of events: pass 1 runs again in one process",
-            file=sys.stderr,
-        )
-        for source in listed:
-            replay.replay_source(_read_again(source))
-        return
-    for findings in found:
-        merge(replay, findings)
-
-
-def _read_again(source):
-    """The source to read in the one-process rerun: standard input was read by a worker and
-    is gone, which is said rather than read as empty."""
-    if source.path is None and source.name == STDIN_NAME and not source.skipped:
-        return dataclasses.replace(source, listing_error=STDIN_READ_BY_A_WORKER)
-    return source
+        # The parent holds open what it adopted; the names go (and any file left unadopted).
+        shutil.rmtree(_spill_directory, ignore_errors=True)
+        _replay = _spill_directory = _last_task_barrier = None
 
 
 class WorkerDied(Exception):
@@ -258,6 +257,15 @@ class Crew:
             if self._progress:
                 for source in run:
                     self._progress.finish(source)
+
+    def each_worker(self, function):
+        """function(None) once in each worker (it holds the workers at a barrier, so that no
+        worker takes two), after every run was taken; the answers."""
+        futures = [self._executor.submit(function, None) for _ in range(self._workers)]
+        try:
+            return [future.result() for future in futures]
+        except BrokenProcessPool:
+            raise WorkerDied(self._death()) from None
 
     def findings_so_far(self):
         """The findings of every run finished: taken, and done but not yet taken."""
@@ -363,5 +371,4 @@ def merge(replay, findings):
         rule.errors.counts.update(Counter(counts))
         room = max(ERROR_EXAMPLES_KEPT - len(rule.errors.examples), 0)
         rule.errors.examples.extend(examples[:room])
-    for seconds, digest, sequence, *rest in findings.matches:
-        replay.matches.add_entry((seconds, digest, offset + sequence, *rest))
+    replay.matches.adopt(findings.matches, offset)

@@ -28,6 +28,16 @@
                         signal_count (its signals, one per matching event), signal_groups (how
                         many groups they form), signals (the groups, listed like alerts)
     rules_not_replayed  IDs of the repository's other rules (disabled or not AWS.CloudTrail)
+    rules_not_loaded    enabled AWS.CloudTrail rules that could not be loaded, and invalid
+                        helpers or data models they may need: [{rule_id (null for an item that
+                        is not a rule), file, error}]; the others were replayed (exit status 8)
+    rules_keeping_state rules whose module keeps state in its globals between events:
+                        [{rule_id, globals, handled}]; handled: its events that change them and
+                        its matches were evaluated in eventTime order in one process; not
+                        handled: found changed while replaying, its alerts may depend on the
+                        order of the inputs and on --jobs
+    helpers_keeping_state  global helpers whose module globals changed while replaying:
+                        [{helper, globals}] (not handled, as above)
     malformed_examples  the first malformed records: [{where, problem}]
     unreadable          [{input, error}]; an input broken part-way shows once per break, its
                         error starting with the line; one holding no CloudTrail record says
@@ -84,6 +94,9 @@ def build_document(replay, repository, exit_status, discovery=None):
         "exit_status": exit_status,
         "rules": rules,
         "rules_not_replayed": replay.skipped_rules,
+        "rules_not_loaded": replay.not_loaded_rules,
+        "rules_keeping_state": replay.rules_keeping_state,
+        "helpers_keeping_state": replay.helpers_keeping_state,
         "malformed_examples": replay.malformed.examples,
         "unreadable": replay.unreadable,
         "skipped_inputs": replay.skipped_inputs,
@@ -194,6 +207,16 @@ def _rule_outcome(rule):
 
 def _problem_lines(document):
     lines = []
+    not_loaded = document["rules_not_loaded"]
+    if not_loaded:
+        lines.append(f"Rules not loaded: {len(not_loaded)}")
+        lines.extend(f"  {_not_loaded_line(entry)}" for entry in not_loaded)
+        lines.append("")
+    keeping_state = document["rules_keeping_state"] + document["helpers_keeping_state"]
+    if keeping_state:
+        lines.append(f"Keeping state in module globals: {len(keeping_state)}")
+        lines.extend(f"  {_state_line(entry)}" for entry in keeping_state)
+        lines.append("")
     if document["malformed"]:
         lines.append(f"Malformed records: {document['malformed']}")
         shown = document["malformed_examples"]
@@ -239,6 +262,35 @@ def _total_lines(document):
         rows.insert(4, ("digest files", f"{document['digest_files_skipped']:,}"))
     width = max(len(value) for _, value in rows)
     return ["Totals"] + [f"  {label:<13}{value:>{width}}" for label, value in rows]
+
+
+def _not_loaded_line(entry):
+    name = entry["rule_id"] or entry["file"]
+    return f"{printable(name)}: {printable(entry['error'])}"
+
+
+def _state_line(entry):
+    kind, name = ("rule", entry["rule_id"]) if "rule_id" in entry else ("helper", entry["helper"])
+    globals_ = ", ".join(printable(name) for name in entry["globals"])
+    if entry.get("handled"):
+        how = "its events that change them and its matches were evaluated in eventTime order"
+    else:
+        how = "found changed while replaying; its alerts may depend on the order of the events"
+    return f"{kind} {printable(name)} keeps state in module globals: {globals_} ({how})"
+
+
+def state_and_loading_lines_for_stderr(document):
+    """What makes a report incomplete or order-dependent, said on stderr whatever the format:
+    rules not loaded, and module state the replay could not look after."""
+    lines = [
+        f"rule not loaded: {_not_loaded_line(entry)}" for entry in document["rules_not_loaded"]
+    ]
+    lines += [
+        _state_line(entry)
+        for entry in document["rules_keeping_state"] + document["helpers_keeping_state"]
+        if not entry.get("handled")
+    ]
+    return lines
 
 
 def problem_lines_for_stderr(document):
