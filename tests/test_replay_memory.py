@@ -3,6 +3,7 @@ numbers only: its records go to a file of its own as it finds them."""
 
 import pickle
 import random
+import shutil
 import tracemalloc
 
 import orjson
@@ -19,6 +20,7 @@ MATCHES = 20_000
 # What an entry may cost beyond its record's JSON: the columns, and the sort's keys in pass 2.
 ENTRY_BYTES = sum(8 if code in "dQq" else 4 if code == "i" else 1 for _, code in COLUMNS)
 SORT_BYTES_PER_ENTRY = 250
+ONE_RULE = "aws_vpce_s3_external_ip"
 
 
 def small_matches(count):
@@ -34,8 +36,15 @@ def small_matches(count):
 
 
 @pytest.fixture(scope="module")
-def rule_set():
-    with load_rules(REPO_ROOT) as loaded:
+def rule_set(tmp_path_factory):
+    """The package's per-event rule alone: one entry per matching record."""
+    repository = tmp_path_factory.mktemp("one-rule") / "repo"
+    shutil.copytree(REPO_ROOT / "global_helpers", repository / "global_helpers")
+    (repository / "rules").mkdir()
+    for suffix in (".py", ".yml"):
+        shutil.copy(REPO_ROOT / "rules" / f"{ONE_RULE}{suffix}", repository / "rules")
+    with load_rules(repository) as loaded:
+        assert len(loaded.rules) == 1
         yield loaded
 
 
@@ -140,3 +149,4 @@ def test_a_replay_leaves_no_file_behind(tmp_path, rule_set, monkeypatch):
     assert result.totals.matched == 200
     assert list((tmp_path / "tmp").iterdir()) == []
     assert replay(rule_set, logs).totals.matched == 200
+    assert list((tmp_path / "tmp").iterdir()) == []
