@@ -542,7 +542,6 @@ class Replay:
                 where = (source_name, line, index)
                 event = ReplayEvent(record, data_model)
                 event.pending = (log_source, where)
-                current = (record, event, sequence + read, where)
                 stored = None  # the record's place in the buffer, once a rule needs it there
                 for rule_index, (quick_matcher, state) in enumerate(checks):
                     calls = store.calls
@@ -554,38 +553,43 @@ class Replay:
                             verdict = None
                         if verdict is False and store.calls == calls:
                             continue  # a miss that touched nothing: most events, most rules
-                    stored = self._decide(rule_index, verdict, calls, stored, current)
+                    decided = self._decide(rule_index, verdict, calls, event)
+                    if decided is not None:
+                        stored = self._buffer(
+                            stored, record, where, sequence=sequence + read,
+                            rule_index=rule_index, decided=decided,
+                        )  # fmt: skip
         finally:
             self.totals.records_read += read
             self.totals.evaluated += evaluated
 
-    def _decide(self, rule_index, verdict, calls, stored, current):
-        """Pass 1's decision for one rule on the current record, past the quick miss: a match,
-        an undecided event (it touched the store or changed the module's state, or it is a
-        match of a rule keeping module state) or an error. Returns where the record is stored."""
+    def _decide(self, rule_index, verdict, calls, event):
+        """Pass 1's decision for one rule on an event, past the quick miss: True for a match to
+        buffer as decided, False for an event to buffer undecided (it touched the store or
+        changed the module's state, or it is a match of a rule keeping module state), None for
+        a miss (its error, if any, recorded)."""
         rule = self.rules[rule_index]
         store, state = self.store, rule.module_state
         matched, error = verdict, None
         if type(matched) is not bool and store.calls == calls:
-            matched, error = matcher_decision(rule.engine, current[1])
+            matched, error = matcher_decision(rule.engine, event)
         touched = store.calls != calls
         if touched:
             store.forget_probe()
         if state is not None and state.changed():
             touched = True
         if touched or (matched and state is not None):
-            return self._buffer(stored, current, rule_index, decided=False)
+            return False
         if matched:
             rule.matched += 1
-            return self._buffer(stored, current, rule_index, decided=True)
+            return True
         if error is not None:
             function, exception = error
-            rule.errors.add(function, describe_exception(exception), location(*current[3]))
-        return stored
+            rule.errors.add(function, describe_exception(exception), location(*event.pending[1]))
+        return None
 
-    def _buffer(self, stored, current, rule_index, decided):
+    def _buffer(self, stored, record, where, *, sequence, rule_index, decided):
         """Buffer the record for pass 2 (its JSON kept once, however many rules buffer it)."""
-        record, _, sequence, where = current
         if stored is None:
             stored = (event_time_seconds(record["eventTime"]), self.matches.store(record))
         seconds, body = stored

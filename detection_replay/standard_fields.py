@@ -312,6 +312,18 @@ def _panther_event_time(text):
     return f"{_seconds_text(moment)}.{nanoseconds}"
 
 
+@functools.lru_cache(maxsize=4096)  # event times repeat
+def _epoch_of_panther_time(written):
+    """int(timestamp) of a p_event_time this module wrote, as panther_core's event_time_epoch()
+    computes it through dateutil (which keeps six digits of the fraction)."""
+    day, clock = written.split(" ")
+    whole, fraction = clock.split(".")
+    moment = datetime(
+        *map(int, day.split("-")), *map(int, whole.split(":")), int(fraction[:6]), tzinfo=UTC
+    )
+    return int(moment.timestamp())
+
+
 def parse_time_option(text):
     """--parse-time: an ISO 8601 date-time (UTC unless it has an offset) as Panther writes it."""
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
@@ -380,6 +392,8 @@ class ReplayEvent(PantherEvent):
     """
 
     pending = None
+    # The standard fields added so far (the record's own are not in it).
+    added = frozenset()
 
     def _case_insensitive_lookup(self, key):
         found = super()._case_insensitive_lookup(key)
@@ -412,6 +426,7 @@ class ReplayEvent(PantherEvent):
         if not fields:
             return
         self._container.update(fields)
+        self.added = self.added | fields.keys()
         # The container changed size: the lookup's key map restarts from a fresh iterator.
         self._keymap_key_iterator = None
         self._keymap_fully_built = False
@@ -452,6 +467,18 @@ class ReplayEvent(PantherEvent):
 
     def __repr__(self):
         return super(ReplayEvent, self.fill_in()).__repr__()
+
+    def event_time_epoch(self, force_utc=True):
+        """panther_core's answer (whole seconds of p_event_time, 0 without one), worked out from
+        the replay's own p_event_time without parsing it with dateutil (50 µs): the same
+        datetime, to the microsecond, and the same truncation of its timestamp."""
+        derived = EVENT_TIME_FIELD in self.added or (
+            self.pending is not None and EVENT_TIME_FIELD not in self._lowered_keys()
+        )
+        if not derived:
+            return super().event_time_epoch(force_utc)
+        written = self.get(EVENT_TIME_FIELD)
+        return 0 if written is None else _epoch_of_panther_time(written)
 
     def deep_walk(self, *keys, default=None, return_val="all"):
         if keys and self.pending is not None and keys[0] not in self._container:

@@ -2,6 +2,7 @@
 carries is kept, and that a rule reading none of them pays nothing for them."""
 
 import json
+from datetime import datetime
 
 import pytest
 from hypothesis import given
@@ -338,3 +339,47 @@ def test_a_replay_event_is_as_immutable_as_panthers():
         event["p_row_id"] = "x"
     with pytest.raises(TypeError):
         event["p_any_trace_ids"][0] = "x"
+
+
+@pytest.mark.parametrize(
+    "event_time",
+    [
+        "2026-11-20T09:00:00Z",
+        "2026-11-20T09:00:00.5+01:00",
+        "1969-12-31T23:59:59.5Z",
+        "0001-01-01T00:00:00Z",
+        "2026-11-20 09:00:00.999999999",
+    ],
+    ids=["CloudTrail", "offset and fraction", "before 1970", "year 1", "Panther's own form"],
+)
+def test_event_time_epoch_is_panther_cores_answer_without_parsing_again(event_time):
+    record = external_get(0) | {"eventTime": event_time}
+    event = event_of(record)
+    written = event_of(record).get("p_event_time")
+    assert (
+        event.event_time_epoch()
+        == PantherEvent(record | {"p_event_time": written}).event_time_epoch()
+    )
+
+
+def test_event_time_epoch_of_a_p_event_time_the_record_carries_is_panther_cores(monkeypatch):
+    record = external_get(0) | {"p_event_time": "2001-01-01 00:00:00"}
+    assert event_of(record).event_time_epoch() == 978307200
+    assert event_of(external_get(0) | {"eventTime": "not a time"}).event_time_epoch() == 0
+
+
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.integers(min_value=0, max_value=999_999_999),
+    st.integers(min_value=-23 * 60, max_value=23 * 60),
+)
+def test_event_time_epoch_agrees_with_panther_core_for_any_event_time(moment, nanos, minutes):
+    sign = "+" if minutes >= 0 else "-"
+    offset = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    event_time = f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}{offset}"
+    written = panther_event_time(event_time)
+    if written is None:  # outside years 1-9999 once in UTC
+        return
+    record = external_get(0) | {"eventTime": event_time}
+    expected = PantherEvent(record | {"p_event_time": written}).event_time_epoch()
+    assert event_of(record).event_time_epoch() == expected
