@@ -16,6 +16,8 @@
    against a rule whose rule/title/dedup/alert_context return constants, side by side on the same
    real-shaped network activity records, each run on an event of its own (as in Panther); and a
    rule returning this rule's outputs as constants, which shows the engine's own part.
+7. Buffered matches: peak memory and time of a replay over many small matching records (held
+   between the passes), with one process and with two.
 
 Timings are the minimum over several repeats (as timeit advises: the minimum is the run least
 disturbed by the rest of the machine). This measures; it asserts nothing.
@@ -693,6 +695,80 @@ def match_costs(repeats):
     return rows
 
 
+# --- 7. buffered matches: what each costs between the passes ---------------------------------
+
+# Small matching records (a caller's reads through the endpoint, nothing optional), spread over
+# one day in INPUT_FILES files, so --jobs has inputs to share; and the target for their peak.
+BUFFERED_MATCHES = {False: 300_000, True: 30_000}
+BUFFERED_INPUT_FILES = 8
+BUFFERED_TARGET_MIB = 500
+
+
+def _small_matching_records(count):
+    for number in range(count):
+        seconds = number * 86_400 // count
+        yield {
+            "eventVersion": "1.09",
+            "eventTime": f"2026-11-20T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:"
+            f"{seconds % 60:02d}Z",
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "GetObject",
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "45.33.32.156",
+            "eventType": "AwsVpceEvent",
+            "eventCategory": "NetworkActivity",
+            "recipientAccountId": "123456789012",
+            "userIdentity": {
+                "type": "AWSAccount",
+                "principalId": "AKIAIOSFODNN7EXAMPLE",
+                "accountId": "777788889999",
+            },
+            "eventID": f"e{number:09d}",
+            "vpcEndpointId": "vpce-0b8f2d6e4c1a3957d",
+        }
+
+
+def buffered_matches(command, quick):
+    """Peak RSS and time of replays over many small matching records, one process and two."""
+    count = BUFFERED_MATCHES[quick]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="replay-matches-") as scratch:
+        lines = [[] for _ in range(BUFFERED_INPUT_FILES)]
+        for number, record in enumerate(_small_matching_records(count)):
+            lines[number % BUFFERED_INPUT_FILES].append(orjson.dumps(record))
+        for number, part in enumerate(lines):
+            Path(scratch, f"part{number}.jsonl").write_bytes(b"\n".join(part) + b"\n")
+        del lines
+        for jobs in (1, SCALING_JOBS):
+            run = run_replay(command, Path(scratch), jobs=jobs)
+            rows.append(
+                {
+                    "records": run.document["records_read"],
+                    "matched": run.document["matched"],
+                    "jobs": jobs,
+                    "wall_seconds": run.wall_seconds,
+                    "max_rss_kib": run.max_rss_kib,
+                }
+            )
+    return rows
+
+
+def buffered_match_lines(rows):
+    lines = [
+        "",
+        f"7. Buffered matches: small matching records in {BUFFERED_INPUT_FILES} files, held "
+        f"between the passes (target: peak < {BUFFERED_TARGET_MIB} MiB)",
+        f"   {'records':>9}{'matches':>9}{'jobs':>6}{'wall s':>8}{'max RSS MiB':>13}",
+    ]
+    for row in rows:
+        peak = row["max_rss_kib"] / 1024
+        lines.append(
+            f"   {row['records']:>9,}{row['matched']:>9,}{row['jobs']:>6}"
+            f"{row['wall_seconds']:>8.1f}{peak:>13.1f}  {verdict(peak < BUFFERED_TARGET_MIB)}"
+        )
+    return lines
+
+
 def hostile_lines(rows):
     lines = [
         "",
@@ -865,6 +941,8 @@ def main(argv=None):
     if command is not None:
         result["family"] = family_on_routine_traffic(command, records, is_public_ip)
         lines += family_lines(result["family"])
+        result["buffered_matches"] = buffered_matches(command, args.quick)
+        lines += buffered_match_lines(result["buffered_matches"])
     store.close()
     print(json.dumps(result, indent=2) if args.json else "\n".join(lines))
     return 0

@@ -24,7 +24,7 @@ def test_quick_benchmark_reports_every_measurement():
         capture_output=True,
         text=True,
         check=True,
-        timeout=120,
+        timeout=300,
     )
     report = json.loads(done.stdout)
     assert [row["mix"] for row in report["rule_cost"]] == MIXES
@@ -56,3 +56,8 @@ def test_quick_benchmark_reports_every_measurement():
     paired = report["scaled"]["paired_speedups"]
     assert len(paired) >= 2
     assert all(speedup > 0 for speedup in paired)
+    # Small matching records held between the passes, with one process and with two.
+    buffered = report["buffered_matches"]
+    assert [row["jobs"] for row in buffered] == [1, 2]
+    assert all(row["records"] == 30_000 and row["max_rss_kib"] > 0 for row in buffered)
+    assert buffered[0]["matched"] == buffered[1]["matched"] >= 30_000
