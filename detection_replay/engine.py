@@ -481,7 +481,9 @@ class Replay:
     def fresh(self, spill_directory=None):
         """A replay with these rules and options and nothing counted: a worker's, per task."""
         reset_rule_counters(self.rules)
-        return Replay(self.rule_set, **self.options, spill_directory=spill_directory)
+        replay = Replay(self.rule_set, **self.options, spill_directory=spill_directory)
+        replay.store.start_probing()  # a new Replay empties the store, probe included
+        return replay
 
     # --- pass 1 ---------------------------------------------------------------------------------
 
