@@ -1,5 +1,5 @@
 """A repository of rules that keep state, read Panther's standard fields, use unique() or are
-signals (tests/fixtures/replay_repository), replayed the way Panther runs them: every function
+signals (tests/fixtures/.replay_repository), replayed the way Panther runs them: every function
 once per event, in eventTime order, the same report for any --jobs, input order or rerun."""
 
 import json
@@ -20,7 +20,7 @@ from detection_replay.records import parse_event_time
 from detection_replay.rules import load_rules
 from detection_replay.standard_fields import DEFAULT_SOURCE_ID, DEFAULT_SOURCE_LABEL, row_id
 
-FIXTURE = Path(__file__).parent / "fixtures" / "replay_repository"
+FIXTURE = Path(__file__).parent / "fixtures" / ".replay_repository"
 TIMING = ("seconds", "events_per_second")
 CALLERS = {
     "etl": "AROAIOSFODNN7EXAMPLE:etl-nightly",
@@ -30,16 +30,10 @@ THRESHOLD = 3  # Fixture.StoreObjects: more distinct objects than this in an hou
 EVERY = 3  # Fixture.ModuleCounter: every third read of a caller matches
 
 
-def lay_out(root):
-    """The fixture as panther-analysis lays a repository out (see its README)."""
-    shutil.copytree(FIXTURE / "detections", root / "rules")
-    shutil.copytree(FIXTURE / "helpers", root / "global_helpers")
-    return root
-
-
 @pytest.fixture
 def repository(tmp_path):
-    return lay_out(tmp_path / "repo")
+    """A copy of the fixture repository (a replay reads it only, but a copy keeps it so)."""
+    return Path(shutil.copytree(FIXTURE, tmp_path / "repo"))
 
 
 def read(minute, caller, number):
