@@ -230,9 +230,10 @@ class MatchBuffer:
     """Records buffered between the passes, sorted on the way out.
 
     An entry is a few numbers in arrays (COLUMNS); the record's JSON is stored once however many
-    rules buffer it, in memory up to `memory_bytes` (exactly: one bytearray), then in a temporary
-    file. With `spill_directory` (a worker) every record goes to the process's spill file there,
-    which the parent reads in pass 2: a worker hands back numbers, never the records themselves.
+    rules buffer it, in memory up to `memory_bytes` (MemoryArena: the JSON and nothing else),
+    then in a temporary file. With `spill_directory` (a worker) every record goes to the
+    process's spill file there, which the parent reads in pass 2: a worker hands back numbers,
+    never the records themselves.
     """
 
     def __init__(self, limit=MATCHES_KEPT, memory_bytes=MATCH_MEMORY_BYTES, spill_directory=None):
@@ -283,10 +284,7 @@ class MatchBuffer:
         if len(self) >= self.limit:
             raise MatchLimitExceeded(self.limit)
         source_name, line, index = where
-        number = self._source_numbers.get(source_name)
-        if number is None:
-            number = self._source_numbers[source_name] = len(self._sources)
-            self._sources.append(source_name)
+        number = self._source_number(source_name)
         store, offset, length, digest = stored
         values = (seconds, digest, sequence, rule_index, decided, number, line, index)
         for column, value in zip(

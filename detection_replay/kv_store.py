@@ -193,7 +193,6 @@ class KeyValueStore:
         return json.loads(item.dictionary) if item and item.dictionary else {}
 
     def kv_table(self):
-        self.calls += 1
         raise ReplayStoreError(
             "detection-replay's key-value store has no DynamoDB table: use the functions of "
             "panther_detection_helpers.caching"

@@ -270,8 +270,10 @@ def unloadable_items(invalid, raw_specs):
         kind = spec.get("AnalysisType")
         if kind is not None and kind not in RELEVANT_WHEN_INVALID:
             continue
-        if kind == "rule" and LOG_TYPE not in _listed(spec.get("LogTypes")):
-            continue  # not a rule this replay would have run
+        if kind in ("rule", "datamodel") and not (
+            spec.get("Enabled") and LOG_TYPE in _listed(spec.get("LogTypes"))
+        ):
+            continue  # not an item this replay would have used
         rule_id = spec.get("RuleID") if kind == "rule" else None
         found.append(
             {

@@ -101,6 +101,11 @@ def test_an_invalid_item_the_replay_would_not_run_is_not_reported(capsys, tmp_pa
         extra_yaml="NoSuchKey: 1\n",
         log_type="Okta.SystemLog",
     )
+    add_rule(
+        repository, "off", "def rule(e):\n    return 1\n", "Off.Rule", extra_yaml="NoSuchKey: 1\n"
+    )
+    off = repository / "rules" / "off.yml"
+    off.write_text(off.read_text().replace("Enabled: true", "Enabled: false"))
     (repository / "packs").mkdir()
     (repository / "packs" / "broken.yml").write_text("AnalysisType: pack\nNoSuchKey: 1\n")
     status, out, _ = run_cli(capsys, "--path", repository, "--format", "json", events)
