@@ -125,12 +125,12 @@ WORKFLOW_CASES = {
     ),
     "the pull request breaks one rule: the job fails, the summary shows its alerts gone": (
         {"change_head": break_rule},
-        (0, 9),  # some rules not loaded: the others replayed, the run incomplete
-        ["### Alert diff: alerts: 8 removed", "exit status 9"],
+        (0, 10),  # some rules not loaded: the others replayed, the run incomplete
+        ["### Alert diff: alerts: 8 removed", "exit status 10"],
     ),
     "the base branch's rule is broken: the job fails before the diff": (
         {"change_base": break_rule},
-        (9, None),
+        (10, None),
         [],
     ),
 }

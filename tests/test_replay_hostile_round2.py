@@ -118,20 +118,20 @@ def rule(event):
 """
 
 
-def test_standard_input_is_not_read_as_empty_when_pass_1_runs_again_in_one_process(tmp_path):
-    """A rule reading the store in rule() makes pass 1 run again in one process; the workers
-    already took standard input, which cannot be read twice: said, not read as empty."""
+def test_standard_input_beside_a_rule_reading_the_store_is_read_once(tmp_path):
+    """A rule reading the store in rule() leaves its events to pass 2, wherever pass 1 ran: the
+    workers' reading of standard input stands, and the report is one process's."""
     repository = scratch_repository(tmp_path, STATEFUL_RULE)
     files = [write_jsonl(tmp_path / f"{n}.jsonl", [external_get(n)]) for n in range(2)]
     piped = (json.dumps(external_get(9)) + "\n").encode()
-    status, document, err = json_report(
-        ["--path", repository, "--jobs", "2", "-", *files], stdin=piped
-    )
-    assert "pass 1 runs again in one process" in err
-    assert status == cli.EXIT_UNREADABLE_INPUT
-    (item,) = document["unreadable"]
-    assert item["input"] == "-"
-    assert "read by a worker process" in item["error"]
+    argv = ["--path", repository, "-", *files]
+    single = json_report(["--jobs", "1", *argv], stdin=piped)
+    parallel = json_report(["--jobs", "2", *argv], stdin=piped)
+    assert parallel[0] == single[0] == cli.EXIT_OK
+    assert parallel[1]["records_read"] == single[1]["records_read"] == 3
+    assert parallel[1]["unreadable"] == []
+    assert parallel[1]["matched"] == single[1]["matched"] == 1  # the second GetObject in time
+    assert "runs again" not in parallel[2]
 
 
 # --- 2. a worker that dies ends the replay, with its cause and status 8 --------------------

@@ -117,11 +117,11 @@ def test_a_worker_hands_back_numbers_and_writes_its_records_to_its_own_file(tmp_
     logs = write_jsonl(tmp_path / "matches.jsonl", small_matches(2_000))
     spill = tmp_path / "spill"
     spill.mkdir()
-    parallel._replay = Replay(rule_set)
+    parallel._replay, parallel._spill_directory = Replay(rule_set), str(spill)
     try:
-        findings = parallel._findings_of((list(discover([str(logs)])), str(spill)))
+        findings = parallel._findings_of(list(discover([str(logs)])))
     finally:
-        parallel._replay = None
+        parallel._replay = parallel._spill_directory = None
     sent = pickle.dumps(findings)
     assert len(sent) < 2_000 * (ENTRY_BYTES + 8) + 4096  # numbers, not 2,000 records
     assert b"GetObject" not in sent
