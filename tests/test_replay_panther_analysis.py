@@ -75,7 +75,7 @@ def test_one_process_and_two_give_the_same_report(reports):
     (status, document, _), (status_two, document_two, _) = reports
     assert (status_two, document_two) == (status, document)
     assert len(document["rules"]) > 100
-    assert document["records_read"] == document["evaluated"] == 6380
+    assert document["records_read"] == document["evaluated"] > 0  # no record malformed
     assert document["alert_count"] > 0
 
 
