@@ -12,6 +12,7 @@ MIXES = [
     "non-network-activity",
     "S3 network activity, private sources",
     "S3 network activity, public sources",
+    "other network activity",
 ]
 
 MATCHING_EVENTS = ["own account, assumed role, allowed", "other account, redacted, denied"]
@@ -32,7 +33,8 @@ def test_quick_benchmark_reports_every_measurement():
         assert row["events"] > 0
         assert row["floor_us"] > 0
         assert row["rule_us"] > 0
-        assert row["both_rules_us"] > 0
+        assert row["package_rules"] == 5
+        assert row["package_rules_us"] > row["rule_us"]
         assert row["uncached_us"] > 0
     assert [row["event"] for row in report["match_cost"]] == MATCHING_EVENTS
     for row in report["match_cost"]:
