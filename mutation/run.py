@@ -33,8 +33,19 @@ from forkserver import SOCKET_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS_FILE = ROOT / "mutation" / "equivalent.toml"
-# What the tests read: the analysis items, the tests, and the settings panther tooling looks for.
-TREE = ["rules", "global_helpers", "packs", "tests", ".panther_settings.yml", "pyproject.toml"]
+# What the tests read: the analysis items, the tests, the settings panther tooling looks for, the
+# sample day (the family's one-alert-per-event tests) and panther-detection-helpers 0.4.0 (the
+# baseline's tests on a fork's release; skipped, not failed, when absent).
+TREE = [
+    "rules",
+    "global_helpers",
+    "packs",
+    "tests",
+    "samples",
+    ".panther_settings.yml",
+    "pyproject.toml",
+    ".venv/panther-detection-helpers-0.4.0",
+]
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
 PROGRESS_EVERY_SECONDS = 30
 FORK_SERVER = ROOT / "mutation" / "forkserver.py"
