@@ -116,23 +116,102 @@ def test_one_alert_per_event_whatever_the_event(event):
         assert BULK.rule(view(event)) is (matched == [S3_EXTERNAL_IP])
 
 
-def test_the_owners_context_says_what_the_others_would_have_said():
-    denied_foreign_read = {
-        **yaml_tests(EXTERNAL_PRINCIPAL)[0]["Log"],
-        "eventSource": "s3.amazonaws.com",
-        "eventName": "GetObject",
-        "sourceIPAddress": "45.33.32.156",
-        "errorCode": "VpceAccessDenied",
-    }
-    context = FAMILY[S3_EXTERNAL_IP].alert_context(PantherEvent(denied_foreign_read))
-    assert context["vpceFamily"] == {
-        "owner": S3_EXTERNAL_IP,
-        "externalAddress": True,
-        "foreignPrincipal": True,
-        "endpointPolicyDenied": True,
-        "sensitiveCall": None,
-        "alsoMatched": [ACCESS_DENIED, EXTERNAL_PRINCIPAL],
-    }
+DENIED_FOREIGN_READ = {
+    **yaml_tests(EXTERNAL_PRINCIPAL)[0]["Log"],
+    "eventSource": "s3.amazonaws.com",
+    "eventName": "GetObject",
+    "sourceIPAddress": "45.33.32.156",
+    "errorCode": "VpceAccessDenied",
+}
+FAMILY_CONTEXT_CASES = {
+    "an owner's context names the rules it outranked": (
+        DENIED_FOREIGN_READ,
+        {
+            "owner": S3_EXTERNAL_IP,
+            "externalAddress": True,
+            "foreignPrincipal": True,
+            "endpointPolicyDenied": True,
+            "sensitiveCall": None,
+            "alsoMatched": [ACCESS_DENIED, EXTERNAL_PRINCIPAL],
+        },
+    ),
+    "network activity no rule owns: no owner, nothing else matched": (
+        yaml_tests(SENSITIVE_API_CALLS)[0]["Log"]
+        | {"eventSource": "kms.amazonaws.com", "eventName": "Decrypt"},
+        {
+            "owner": None,
+            "externalAddress": False,
+            "foreignPrincipal": False,
+            "endpointPolicyDenied": False,
+            "sensitiveCall": "routine",
+            "alsoMatched": [],
+        },
+    ),
+    "no network activity: no family context": (
+        yaml_tests(SENSITIVE_API_CALLS)[0]["Log"] | {"eventType": "AwsApiCall"},
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("log", "expected"), FAMILY_CONTEXT_CASES.values(), ids=FAMILY_CONTEXT_CASES
+)
+def test_the_family_context_says_what_every_rule_would_have_said(log, expected):
+    assert vpce_family.family_context(PantherEvent(log)) == expected
+
+
+def test_the_owners_alert_carries_the_family_context():
+    context = FAMILY[S3_EXTERNAL_IP].alert_context(PantherEvent(DENIED_FOREIGN_READ))
+    assert context["vpceFamily"] == vpce_family.family_context(PantherEvent(DENIED_FOREIGN_READ))
+
+
+PROTECTION_CHANGE = yaml_tests(SENSITIVE_API_CALLS)[0]["Log"]
+# Network activity records carry both marks; a management event (AwsApiCall / Management) of
+# the same call is the managed CloudTrail rules' to judge, and half a mark is no record of ours.
+NETWORK_ACTIVITY_MARK_CASES = {
+    "both marks": (("AwsVpceEvent", "NetworkActivity"), SENSITIVE_API_CALLS),
+    "a management event": (("AwsApiCall", "Management"), None),
+    "network activity category only": (("AwsApiCall", "NetworkActivity"), None),
+    "endpoint event type only": (("AwsVpceEvent", "Management"), None),
+}
+
+
+@pytest.mark.parametrize(
+    ("marks", "expected"), NETWORK_ACTIVITY_MARK_CASES.values(), ids=NETWORK_ACTIVITY_MARK_CASES
+)
+def test_only_network_activity_records_belong_to_the_family(marks, expected):
+    event_type, category = marks
+    event = PantherEvent(PROTECTION_CHANGE | {"eventType": event_type, "eventCategory": category})
+    assert vpce_family.owner(event) == expected
+
+
+def test_the_family_findings_are_worked_out_once_per_event():
+    event = PantherEvent(DENIED_FOREIGN_READ)
+    # A Findings tuple is new each time it is computed, so `is` shows one computation.
+    assert vpce_family.findings(event) is vpce_family.findings(event)
+
+
+ENDPOINT_OWNER_CASES = {
+    "the endpoint's account": ({"vpcEndpointAccountId": OWN, "recipientAccountId": OUTSIDE}, OWN),
+    "else the recipient": ({"recipientAccountId": OUTSIDE}, OUTSIDE),
+    "an empty endpoint account falls back": (
+        {"vpcEndpointAccountId": "", "recipientAccountId": OUTSIDE},
+        OUTSIDE,
+    ),
+    "neither": ({}, "<unknown>"),
+    "a long value is cut to a title part's 120 characters": (
+        {"vpcEndpointAccountId": "9" * 500},
+        "9" * 120,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"), ENDPOINT_OWNER_CASES.values(), ids=ENDPOINT_OWNER_CASES
+)
+def test_the_endpoint_owner_as_a_title_shows_it(fields, expected):
+    assert vpce_family.endpoint_owner(PantherEvent(fields)) == expected
 
 
 # --- every rule's YAML tests through panther_core's engine ---------------------------------------
