@@ -11,6 +11,7 @@ stored value of the wrong type.
 import importlib.util
 import os
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,11 +80,25 @@ def test_address_network(raw, network):
     assert address_history.address_network(raw) == network
 
 
-def test_history_keys_stay_readable_or_are_hashed_to_a_bounded_size():
-    readable = address_history.history_key(CALLER, "198.199.88.0/24")
-    assert readable == f"vpce-first-seen:{CALLER}|198.199.88.0/24"
-    for caller in ("x" * 5000, "\ud800 lone surrogate", "new\nline"):
-        key = address_history.history_key(caller, "198.199.88.0/24")
+NETWORK = "198.199.88.0/24"
+# "<caller>|<network>" is readable up to 512 characters: the caller's part fills the rest.
+LONGEST_READABLE_CALLER = "x" * (address_history.MAX_READABLE_KEY_CHARS - len(f"|{NETWORK}"))
+HISTORY_KEY_CASES = {
+    "a caller id": (CALLER, True),
+    "exactly 512 characters": (LONGEST_READABLE_CALLER, True),
+    "513 characters": (LONGEST_READABLE_CALLER + "x", False),
+    "5,000 characters": ("x" * 5000, False),
+    "a lone surrogate": ("\ud800 lone surrogate", False),
+    "a newline": ("new\nline", False),
+}
+
+
+@pytest.mark.parametrize(("caller", "readable"), HISTORY_KEY_CASES.values(), ids=HISTORY_KEY_CASES)
+def test_history_keys_stay_readable_or_are_hashed_to_a_bounded_size(caller, readable):
+    key = address_history.history_key(caller, NETWORK)
+    if readable:
+        assert key == f"vpce-first-seen:{caller}|{NETWORK}"
+    else:
         assert key.startswith("vpce-first-seen:sha256-")
         assert len(key) < 100
 
@@ -105,6 +120,7 @@ def test_history_keys_stay_readable_or_are_hashed_to_a_bounded_size():
         (7, None),
         ({"soon"}, None),
         ({"-5"}, None),
+        ({"9" * 12}, {999_999_999_999}),
         ({"1" * 13}, None),
         ([1795165200], None),
         ({"\uff11"}, None),
@@ -124,6 +140,7 @@ def test_history_keys_stay_readable_or_are_hashed_to_a_bounded_size():
         "number",
         "word",
         "negative",
+        "twelve-digits",
         "too-many-digits",
         "numbers-not-strings",
         "fullwidth-digit",
@@ -175,9 +192,56 @@ def test_event_epoch(fields, expected, wrap):
     assert (None if epoch is None else stamp(epoch)) == expected
 
 
-def test_event_epoch_agrees_with_panthers_own_reading_of_p_event_time():
-    evt = PantherEvent({"p_event_time": "2026-11-20 09:14:03.000000000"})
-    assert address_history.event_epoch(evt) == evt.event_time_epoch() == 1_795_166_043
+# Panther's event_time_epoch() (dateutil's parser) reads more than the fallback does; any
+# positive time it reads is taken as it reads it.
+PANTHER_READING_CASES = {
+    "panthers-format": ("2026-11-20 09:14:03.000000000", 1_795_166_043),
+    "a-format-only-panther-reads": ("Nov 20 2026 09:14:03", 1_795_166_043),
+    "the-first-second-of-1970-as-only-panther-reads-it": ("Jan 1 1970 00:00:01", 1),
+}
+
+
+@pytest.mark.parametrize(
+    ("p_event_time", "epoch"), PANTHER_READING_CASES.values(), ids=PANTHER_READING_CASES
+)
+def test_event_epoch_takes_panthers_own_reading_of_p_event_time(p_event_time, epoch):
+    evt = PantherEvent({"p_event_time": p_event_time})
+    assert address_history.event_epoch(evt) == evt.event_time_epoch() == epoch
+
+
+FIRST = 1_795_165_200
+HOUR = 3600  # the latest sighting is refreshed hourly
+# (stored sightings, this one) -> (status, first seen, what is written or None)
+SIGHTING_CASES = {
+    "nothing-stored": ((set(), FIRST), (NEW, FIRST, ({str(FIRST)}, FIRST))),
+    "the-same-second-again": (({FIRST}, FIRST), (NEW, FIRST, None)),
+    "a-second-short-of-an-hour-after-the-latest": (
+        ({FIRST}, FIRST + HOUR - 1),
+        (SEEN, FIRST, None),
+    ),
+    "an-hour-after-the-latest": (
+        ({FIRST}, FIRST + HOUR),
+        (SEEN, FIRST, ({str(FIRST), str(FIRST + HOUR)}, FIRST + HOUR)),
+    ),
+    "between-the-first-and-the-latest": (
+        ({FIRST, FIRST + 2 * HOUR}, FIRST + HOUR),
+        (SEEN, FIRST, None),
+    ),
+    "older-than-the-first": (
+        ({FIRST}, FIRST - 60),
+        (NEW, FIRST - 60, ({str(FIRST - 60), str(FIRST)}, FIRST)),
+    ),
+}
+
+
+@pytest.mark.parametrize(("stored", "expected"), SIGHTING_CASES.values(), ids=SIGHTING_CASES)
+def test_a_sighting_is_written_only_when_first_or_an_hour_past_the_latest(stored, expected):
+    seen, epoch = stored
+    status, first_seen, update = expected
+    assert address_history.sighting(seen, epoch, NETWORK) == (
+        AddressHistory(status, NETWORK, first_seen),
+        update,
+    )
 
 
 # --- the logic, over a stand-in store -------------------------------------------------------------
@@ -342,6 +406,32 @@ def test_a_reset_baseline_asks_at_once(baseline, store):
     baseline.reset()
     store.read_error = None
     assert look_up(baseline, store, RECENT).status == NEW
+
+
+# Only the store's own functions (a network call) are bounded in a thread of their own; a YAML
+# Mock, the replay's in-memory store or a test's stand-in is called as it is, in the rule's thread.
+CALLED_IN_ITS_OWN_THREAD = {
+    "the store's own function": (address_history.STORE_MODULE, True),
+    "the replay's in-memory store": ("detection_replay.kv_store", False),
+    "a YAML mock": ("unittest.mock", False),
+    "a test's stand-in": (__name__, False),
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "own_thread"), CALLED_IN_ITS_OWN_THREAD.values(), ids=CALLED_IN_ITS_OWN_THREAD
+)
+def test_only_the_stores_own_functions_run_in_a_thread_of_their_own(baseline, module, own_thread):
+    threads = []
+
+    def read(key, force_ttl_check=False):
+        threads.append(threading.current_thread())
+        return set()
+
+    read.__module__ = module
+    history = baseline.look_up(CALLER, "198.199.88.17", RECENT, (read, lambda *_, **__: None))
+    assert history.status == NEW
+    assert (threads != [threading.current_thread()]) is own_thread
 
 
 def test_the_context_says_new_seen_or_unknown_and_since_when():
