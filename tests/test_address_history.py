@@ -82,7 +82,7 @@ def test_address_network(raw, network):
 
 NETWORK = "198.199.88.0/24"
 # "<caller>|<network>" is readable up to 512 characters: the caller's part fills the rest.
-LONGEST_READABLE_CALLER = "x" * (address_history.MAX_READABLE_KEY_CHARS - len(f"|{NETWORK}"))
+LONGEST_READABLE_CALLER = "x" * (512 - len(f"|{NETWORK}"))
 HISTORY_KEY_CASES = {
     "a caller id": (CALLER, True),
     "exactly 512 characters": (LONGEST_READABLE_CALLER, True),
@@ -166,6 +166,8 @@ def test_sightings(answer, epochs):
         ({"eventTime": "2026-13-40T09:14:03Z"}, None),
         ({"eventTime": "2026-11-20T24:00:00Z"}, None),
         ({"eventTime": "0001-01-01T00:00:00+01:00"}, None),
+        ({"eventTime": "1970-01-01T00:00:00Z"}, None),
+        ({"eventTime": "1970-01-01T00:00:01Z"}, "1970-01-01T00:00:01Z"),
         ({"eventTime": "2026-11-20T0\uff19:14:03Z"}, None),
         ({"eventTime": 1_795_165_200}, None),
         ({}, None),
@@ -181,6 +183,8 @@ def test_sightings(answer, epochs):
         "impossible-date",
         "hour-24",
         "before-year-one",
+        "the-epoch-itself",
+        "the-first-second-after-the-epoch",
         "fullwidth-digit",
         "number",
         "none",
@@ -193,20 +197,23 @@ def test_event_epoch(fields, expected, wrap):
 
 
 # Panther's event_time_epoch() (dateutil's parser) reads more than the fallback does; any
-# positive time it reads is taken as it reads it.
+# positive time it reads is taken as it reads it. (p_event_time, Panther's reading, ours)
 PANTHER_READING_CASES = {
-    "panthers-format": ("2026-11-20 09:14:03.000000000", 1_795_166_043),
-    "a-format-only-panther-reads": ("Nov 20 2026 09:14:03", 1_795_166_043),
-    "the-first-second-of-1970-as-only-panther-reads-it": ("Jan 1 1970 00:00:01", 1),
+    "panthers-format": ("2026-11-20 09:14:03.000000000", 1_795_166_043, 1_795_166_043),
+    "a-format-only-panther-reads": ("Nov 20 2026 09:14:03", 1_795_166_043, 1_795_166_043),
+    "the-first-second-of-1970-as-only-panther-reads-it": ("Jan 1 1970 00:00:01", 1, 1),
+    "a-time-before-1970-as-only-panther-reads-it": ("Dec 31 1969 23:59:59", -1, None),
 }
 
 
 @pytest.mark.parametrize(
-    ("p_event_time", "epoch"), PANTHER_READING_CASES.values(), ids=PANTHER_READING_CASES
+    ("p_event_time", "panthers", "ours"), PANTHER_READING_CASES.values(), ids=PANTHER_READING_CASES
 )
-def test_event_epoch_takes_panthers_own_reading_of_p_event_time(p_event_time, epoch):
+def test_event_epoch_takes_panthers_own_positive_reading_of_p_event_time(
+    p_event_time, panthers, ours
+):
     evt = PantherEvent({"p_event_time": p_event_time})
-    assert address_history.event_epoch(evt) == evt.event_time_epoch() == epoch
+    assert (evt.event_time_epoch(), address_history.event_epoch(evt)) == (panthers, ours)
 
 
 FIRST = 1_795_165_200
@@ -350,8 +357,13 @@ def test_history_is_per_caller_and_network(baseline, store, address, caller, sta
 
 @pytest.mark.parametrize(
     ("answer", "shown"),
-    [("not-a-set", "'not-a-set'"), (True, "'True'"), ({"soon"}, "\"{'soon'}\"")],
-    ids=["text", "bool", "word"],
+    [
+        ("not-a-set", "'not-a-set'"),
+        (True, "'True'"),
+        ({"soon"}, "\"{'soon'}\""),
+        ("x" * 100, repr("x" * 40)),
+    ],
+    ids=["text", "bool", "word", "long-text-cut-to-40-characters"],
 )
 def test_an_answer_that_is_no_set_of_times_is_unknown_and_overwrites_nothing(
     baseline, store, answer, shown
@@ -389,6 +401,27 @@ def test_a_failing_read_is_unknown_then_the_store_is_left_alone_for_a_minute(bas
     baseline.clock.now += 0.001
     assert look_up(baseline, store, RECENT + 2).status == NEW
     assert store.reads == 2
+
+
+# Seconds after a failure -> whether the store is asked again.
+ASKED_AGAIN_AFTER = {
+    "at-once": (0, False),
+    "a-minute-less-a-millisecond": (59.999, False),
+    "a-minute": (60, True),
+    "an-hour": (3600, True),
+}
+
+
+@pytest.mark.parametrize(("later", "asked"), ASKED_AGAIN_AFTER.values(), ids=ASKED_AGAIN_AFTER)
+def test_after_a_failure_the_store_is_asked_again_once_a_minute_has_passed(
+    baseline, store, later, asked
+):
+    store.read_error = ConnectionError("gone")
+    look_up(baseline, store, RECENT)
+    store.read_error = None
+    baseline.clock.now += later
+    assert (look_up(baseline, store, RECENT + 1).status == NEW) is asked
+    assert store.reads == 1 + asked
 
 
 def test_a_failing_write_keeps_what_the_read_said(baseline, store):
@@ -432,6 +465,8 @@ def test_only_the_stores_own_functions_run_in_a_thread_of_their_own(baseline, mo
     history = baseline.look_up(CALLER, "198.199.88.17", RECENT, (read, lambda *_, **__: None))
     assert history.status == NEW
     assert (threads != [threading.current_thread()]) is own_thread
+    # A call given up on never keeps the process from exiting.
+    assert all(thread.daemon for thread in threads if thread is not threading.main_thread())
 
 
 def test_the_context_says_new_seen_or_unknown_and_since_when():
