@@ -364,6 +364,91 @@ def test_alert_outputs(key, expected):
     assert alert(key[0], yaml_log(*key)) == expected
 
 
+def longest_parts(account=OWN, **changes):
+    """The Tor exit node's secret read with every part a title shows as long as can be."""
+    log = copy.deepcopy(yaml_log(SENSITIVE_API_CALLS, "A secret read from a Tor exit node"))
+    long = 2000
+    identity = log["userIdentity"]
+    identity["arn"] = f"arn:aws:sts::{account}:assumed-role/{'R' * long}/{'s' * long}"
+    identity["accountId"] = account
+    identity["sessionContext"]["sessionIssuer"]["userName"] = "N" * long
+    enrichment = log["p_enrichment"]
+    enrichment["ipinfo_asn"]["sourceIPAddress"] |= {"asn": "AS" + "1" * long, "name": "O" * long}
+    enrichment["ipinfo_location"]["sourceIPAddress"]["country"] = "C" * long
+    return log | {"vpcEndpointId": "vpce-" + "0" * long} | changes
+
+
+ANY_SERVICE = {"eventSource": "x" * 2000 + ".amazonaws.com", "eventName": "E" * 2000}
+# An Identity Center user has the longest caller id: account, identity store and user, each cut.
+IDENTITY_CENTER_USER = {
+    "type": "IdentityCenterUser",
+    "accountId": "1" * 2000,
+    "onBehalfOf": {
+        "userId": "u" * 2000,
+        "identityStoreArn": "arn:aws:identitystore::" + "d" * 2000,
+    },
+}
+# Every part of a title or dedup string is cut (120 or 256 characters); Panther cuts either at
+# 1,000 characters and the rules cut theirs there themselves. Only these two can get that long.
+LONGEST_OUTPUT_CASES = {
+    "external principal's title: cut at 1,000": (
+        EXTERNAL_PRINCIPAL,
+        "title",
+        longest_parts("7" * 2000, **ANY_SERVICE, vpcEndpointAccountId="9" * 2000),
+        range(1000, 1001),
+    ),
+    "access denied's dedup: cut at 1,000": (
+        ACCESS_DENIED,
+        "dedup",
+        longest_parts(
+            **ANY_SERVICE,
+            errorCode="VpceAccessDenied",
+            userIdentity=IDENTITY_CENTER_USER,
+            vpcEndpointAccountId="1" * 2000,
+        ),
+        range(1000, 1001),
+    ),
+    "access denied's title: under 1,000": (
+        ACCESS_DENIED,
+        "title",
+        longest_parts(**ANY_SERVICE, errorCode="VpceAccessDenied"),
+        range(999),
+    ),
+    "sensitive call's title: under 1,000": (
+        SENSITIVE_API_CALLS,
+        "title",
+        longest_parts(),
+        range(999),
+    ),
+    "sensitive call's dedup: under 1,000": (
+        SENSITIVE_API_CALLS,
+        "dedup",
+        longest_parts(userIdentity=IDENTITY_CENTER_USER, vpcEndpointAccountId="1" * 2000),
+        range(999),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "output", "log", "lengths"), LONGEST_OUTPUT_CASES.values(), ids=LONGEST_OUTPUT_CASES
+)
+def test_outputs_of_the_longest_parts_stay_within_panthers_1000_characters(
+    rule_id, output, log, lengths
+):
+    event = PantherEvent(log)
+    assert owners(event) == [rule_id]
+    assert len(getattr(FAMILY[rule_id], output)(event)) in lengths
+
+
+def test_an_external_principals_long_account_is_cut_like_any_title_part():
+    log = yaml_log(
+        EXTERNAL_PRINCIPAL, "An assumed role of another account (unredacted) is foreign too"
+    )
+    log = log | {"userIdentity": log["userIdentity"] | {"accountId": "7" * 500}}
+    title = FAMILY[EXTERNAL_PRINCIPAL].title(PantherEvent(log))
+    assert f" of account {'7' * 120} called " in title
+
+
 # --- overrides -----------------------------------------------------------------------------------
 
 FOREIGN = yaml_log(EXTERNAL_PRINCIPAL, "A partner's key reads a secret from inside the network")
