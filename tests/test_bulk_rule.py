@@ -110,10 +110,13 @@ def test_unique_is_the_event_id():
 def test_a_record_without_a_usable_event_id_counts_as_its_content(missing):
     record = {**GET, "eventID": missing}
     redelivered = copy.deepcopy(record)
+    # JSON objects are unordered: the same record delivered with its keys in another order.
+    reordered = dict(reversed(record.items()))
     later = {**record, "eventTime": "2026-11-20T09:14:04Z"}
     found = BULK.unique(PantherEvent(record))
     assert found.startswith("sha256:")
     assert found == BULK.unique(PantherEvent(redelivered)) == BULK.unique(redelivered)
+    assert found == BULK.unique(PantherEvent(reordered))
     assert found != BULK.unique(PantherEvent(later))
 
 

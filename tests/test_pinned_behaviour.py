@@ -176,6 +176,18 @@ def test_the_overrides_report_is_cut_to_4096_characters_of_json(edited_family):
         assert overrides["S3_DATA_ACCESS_OPERATIONS"] == [cut(4096 - 33, "A")]
 
 
+def test_the_rules_own_overrides_report_is_cut_to_4096_characters_of_json(edited_rule):
+    rule = edited_rule(HIGH_SEVERITY_OPERATIONS=["D" * 5000])
+    overrides = rule.alert_context(PantherEvent({}))["overrides"]
+    settings = {
+        **rule.SETTINGS_IN_EFFECT,
+        "HIGH_SEVERITY_OPERATIONS": ["D" * 5000],
+        "FIRST_SEEN_DAYS": rule.FIRST_SEEN_DAYS,
+    }
+    assert overrides == ctx.json_safe(settings, max_chars=4096)
+    assert overrides["HIGH_SEVERITY_OPERATIONS"][0].endswith(T)
+
+
 # --- the rule: near misses ---------------------------------------------------------------------
 
 MATCH = yaml_test("Real-shaped GetObject from a public IPv4 address, no requestParameters")["Log"]
