@@ -49,6 +49,15 @@ CALLERS = {
         f"{OWNER}:AROAIOSFODNN7EXAMPLE:etl-nightly",
         "DataPipeline (session etl-nightly)",
     ),
+    "AssumedRole, a session that sorts before its role": (
+        {
+            **ASSUMED_ROLE,
+            "principalId": "AROAIOSFODNN7EXAMPLE:Admin-1",
+            "arn": f"arn:aws:sts::{OWNER}:assumed-role/DataPipeline/Admin-1",
+        },
+        f"{OWNER}:AROAIOSFODNN7EXAMPLE:Admin-1",
+        "DataPipeline (session Admin-1)",
+    ),
     "FederatedUser": (
         {
             "type": "FederatedUser",
