@@ -65,21 +65,27 @@ class AddressHistory(NamedTuple):
 
 
 def event_epoch(event):
-    """The event's time in whole epoch seconds: Panther's event_time_epoch() (p_event_time),
-    else p_event_time or CloudTrail's eventTime read here (a plain dict has no such method);
-    None when none is a time."""
+    """The event's time in whole epoch seconds, as Panther's event_time_epoch() reads
+    p_event_time, else CloudTrail's eventTime; None when neither is a time.
+
+    Panther's own format is read here (the same answer, without the 40 µs of dateutil parsing
+    event_time_epoch() costs); any other p_event_time is left to event_time_epoch() itself.
+    """
+    record = record_of(event)
+    epoch = _epoch(top_level_field(record, event, "p_event_time"))
+    if epoch is None:
+        epoch = _panthers_reading(event)
+    if epoch is None:
+        epoch = _epoch(top_level_field(record, event, "eventTime"))
+    return epoch
+
+
+def _panthers_reading(event):
     try:
         epoch = event.event_time_epoch()
     except Exception:  # pylint: disable=broad-exception-caught  # any p_event_time, any type
-        epoch = None
-    if isinstance(epoch, int) and epoch > 0:
-        return epoch
-    record = record_of(event)
-    for name in ("p_event_time", "eventTime"):
-        epoch = _epoch(top_level_field(record, event, name))
-        if epoch is not None:
-            return epoch
-    return None
+        return None
+    return epoch if isinstance(epoch, int) and epoch > 0 else None
 
 
 def _epoch(value):

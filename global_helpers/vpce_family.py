@@ -340,15 +340,15 @@ def family_context(event):
     found = findings(event)
     if found is None:
         return None
+    matching = [rule_id for rule_id, holds in OWNERSHIP if holds(found)]
+    first = matching[0] if matching else None
     return {
-        "owner": owner(event),
+        "owner": first,
         "externalAddress": found.external_address,
         "foreignPrincipal": found.foreign_principal,
         "endpointPolicyDenied": found.denied,
         "sensitiveCall": found.sensitive,
-        "alsoMatched": sorted(
-            {rule_id for rule_id, holds in OWNERSHIP if holds(found)} - {owner(event)}
-        ),
+        "alsoMatched": sorted(set(matching) - {first}),
     }
 
 
