@@ -7,7 +7,9 @@ loader so they stay the single source of test logs.
 
 import contextlib
 import functools
+import gzip
 import importlib.util
+import json
 import re
 import sys
 import uuid
@@ -15,6 +17,7 @@ from pathlib import Path
 from unittest.mock import MagicMock, patch
 
 from panther_analysis_tool.analysis_utils import load_analysis
+from panther_core.rule import Rule
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RULE_FILE = REPO_ROOT / "rules" / "aws_vpce_s3_external_ip.py"
@@ -39,6 +42,46 @@ def load_specs():
 def rule_spec(rule_id=RULE_ID):
     (item,) = [d for d in load_specs().detections if d.analysis_spec.get("RuleID") == rule_id]
     return item.analysis_spec
+
+
+def rule_path(rule_id=RULE_ID):
+    """The rule's Python file, as its YAML names it."""
+    (item,) = [d for d in load_specs().detections if d.analysis_spec.get("RuleID") == rule_id]
+    return Path(item.dir_name, item.analysis_spec["Filename"])
+
+
+def panther_engine(rule_id=RULE_ID, path=None):
+    """panther_core's engine for a rule, configured from its YAML as Panther configures it (the
+    YAML's severity is what "DEFAULT" resolves to); `path` loads another copy of its code."""
+    spec = rule_spec(rule_id)
+    return Rule(
+        {
+            "id": rule_id,
+            "analysisType": "RULE",
+            "versionId": "0",
+            "path": str(path or rule_path(rule_id)),
+            "severity": spec["Severity"].upper(),
+            "dedupPeriodMinutes": spec.get("DedupPeriodMinutes", 60),
+        }
+    )
+
+
+SAMPLES = REPO_ROOT / "samples" / "cloudtrail"
+
+
+@functools.cache
+def _sample_records():
+    return tuple(
+        record
+        for path in sorted(SAMPLES.rglob("*.json.gz"))
+        for record in json.loads(gzip.decompress(path.read_bytes()))["Records"]
+    )
+
+
+def sample_records():
+    """Every record of the sample day, in file order (a fresh list of the records read once:
+    treat the records as read-only)."""
+    return list(_sample_records())
 
 
 def yaml_tests(rule_id=RULE_ID):

@@ -3,8 +3,6 @@ unique-value thresholding (proven through the replay, since `pat test` runs one 
 """
 
 import copy
-import gzip
-import json
 from datetime import UTC, datetime
 
 import cloudtrail_fields
@@ -18,6 +16,7 @@ from repo import (
     RULE_FILE,
     RULE_ID,
     load_module,
+    sample_records,
     yaml_test,
     yaml_tests,
 )
@@ -39,14 +38,6 @@ def event(**changes):
 
 def every_yaml_log():
     return [test["Log"] for rule_id in (RULE_ID, BULK_RULE_ID) for test in yaml_tests(rule_id)]
-
-
-def sample_records():
-    return [
-        record
-        for path in sorted(SAMPLES.rglob("*.json.gz"))
-        for record in json.loads(gzip.decompress(path.read_bytes()))["Records"]
-    ]
 
 
 def test_both_rules_match_the_same_events_of_every_yaml_test_and_the_sample_day():

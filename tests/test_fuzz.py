@@ -11,7 +11,6 @@ import ipaddress
 import json
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from unittest import mock
 
 import address_history
@@ -25,7 +24,6 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from hypothesis_profiles import fuzz_settings
 from panther_core.enriched_event import PantherEvent
-from panther_core.rule import Rule
 from repo import (
     BULK_RULE_FILE,
     BULK_RULE_ID,
@@ -33,7 +31,7 @@ from repo import (
     RULE_FILE,
     RULE_ID,
     load_module,
-    load_specs,
+    panther_engine,
 )
 from strategies import (
     FIELD_NAMES,
@@ -70,22 +68,8 @@ RULES = {
 }
 
 
-def engine_rule(rule_id):
-    (item,) = [d for d in load_specs().detections if d.analysis_spec.get("RuleID") == rule_id]
-    spec = item.analysis_spec
-    return Rule(
-        {
-            "id": rule_id,
-            "analysisType": "RULE",
-            "versionId": "0",
-            "path": str(Path(item.dir_name, spec["Filename"])),
-            "severity": spec["Severity"].upper(),  # what the engine reports for "DEFAULT"
-        }
-    )
-
-
 ENGINE_RULES = {
-    name: engine_rule(rule_id)
+    name: panther_engine(rule_id)
     for name, rule_id in [
         ("per-event", RULE_ID),
         ("bulk", BULK_RULE_ID),

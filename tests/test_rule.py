@@ -5,8 +5,7 @@ import json
 import pytest
 import vpce_family
 from panther_core.enriched_event import PantherEvent
-from panther_core.rule import Rule
-from repo import RULE_FILE, RULE_ID, rule_spec, yaml_mocks, yaml_test, yaml_tests
+from repo import panther_engine, yaml_mocks, yaml_test, yaml_tests
 
 # Expected alert for every YAML test that matches: severity, title, dedup string. Severity is as
 # Panther shows it: "DEFAULT" from the rule resolves to the YAML's Medium. Each test's Mocks (the
@@ -223,21 +222,7 @@ TEST_NAMES = [t["Name"] for t in TESTS]
 MATCHING = [t["Name"] for t in TESTS if t["ExpectedResult"]]
 
 
-def panther_rule():
-    spec = rule_spec()
-    return Rule(
-        {
-            "id": RULE_ID,
-            "analysisType": "RULE",
-            "versionId": "0",
-            "path": str(RULE_FILE),
-            "severity": spec["Severity"].upper(),
-            "dedupPeriodMinutes": spec["DedupPeriodMinutes"],
-        }
-    )
-
-
-ENGINE = panther_rule()
+ENGINE = panther_engine()
 
 
 def run(test, batch_mode=False):

@@ -10,11 +10,9 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from panther_core.enriched_event import PantherEvent
-from panther_core.rule import Rule
 from public_ip import is_public_ip
 from repo import (
     BULK_RULE_ID,
@@ -23,7 +21,8 @@ from repo import (
     RULE_ID,
     family_with,
     importing,
-    load_specs,
+    panther_engine,
+    rule_path,
     rule_spec,
 )
 
@@ -306,33 +305,14 @@ def test_public_sources_on_s3_endpoints_are_only_the_incidents(records):
 # --- what the rule raises on it -------------------------------------------------------------------
 
 
-def rule_path(rule_id):
-    (item,) = [d for d in load_specs().detections if d.analysis_spec.get("RuleID") == rule_id]
-    return Path(item.dir_name, item.analysis_spec["Filename"])
-
-
-def engine(rule_id, path):
-    spec = rule_spec(rule_id)
-    return Rule(
-        {
-            "id": rule_id,
-            "analysisType": "RULE",
-            "versionId": "0",
-            "path": str(path),
-            "severity": spec["Severity"].upper(),
-            "dedupPeriodMinutes": spec["DedupPeriodMinutes"],
-        }
-    )
-
-
 def parse_time(text):
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def alerts(rule_id, rule_path, records):
+def alerts(rule_id, path, records):
     """Matches grouped as Panther groups them: same dedup string within the dedup period, kept
     when the distinct unique() values (each sample record's is its own) reach the Threshold."""
-    rule = engine(rule_id, rule_path)
+    rule = panther_engine(rule_id, path)
     spec = rule_spec(rule_id)
     period = timedelta(minutes=spec["DedupPeriodMinutes"])
     matches = []

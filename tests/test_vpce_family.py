@@ -4,7 +4,6 @@ and foreign principal they flag.
 """
 
 import copy
-import gzip
 import importlib.util
 import json
 import os
@@ -20,8 +19,7 @@ from hypothesis import strategies as st
 from hypothesis_profiles import fuzz_settings
 from identities import CALLERS
 from panther_core.enriched_event import PantherEvent
-from panther_core.rule import Rule
-from repo import REPO_ROOT, load_module, load_specs, yaml_tests
+from repo import REPO_ROOT, load_module, panther_engine, sample_records, yaml_tests
 from strategies import cloudtrail_events
 from vpce_family import (
     ACCESS_DENIED,
@@ -45,14 +43,6 @@ BULK = load_module(REPO_ROOT / "rules" / "aws_vpce_s3_external_ip_bulk_access.py
 ALL_RULE_IDS = [*FAMILY, BULK_RULE_ID]
 SAMPLES = REPO_ROOT / "samples" / "cloudtrail"
 OWN, OUTSIDE = "123456789012", "777788889999"
-
-
-def sample_records():
-    return [
-        record
-        for path in sorted(SAMPLES.rglob("*.json.gz"))
-        for record in json.loads(gzip.decompress(path.read_bytes()))["Records"]
-    ]
 
 
 def every_yaml_log():
@@ -217,23 +207,9 @@ def test_the_endpoint_owner_as_a_title_shows_it(fields, expected):
 # --- every rule's YAML tests through panther_core's engine ---------------------------------------
 
 
-def engine(rule_id):
-    (item,) = [d for d in load_specs().detections if d.analysis_spec.get("RuleID") == rule_id]
-    spec = item.analysis_spec
-    return Rule(
-        {
-            "id": rule_id,
-            "analysisType": "RULE",
-            "versionId": "0",
-            "path": str(Path(item.dir_name, spec["Filename"])),
-            "severity": spec["Severity"].upper(),
-            "dedupPeriodMinutes": spec["DedupPeriodMinutes"],
-        }
-    )
-
-
 ENGINES = {
-    rule_id: engine(rule_id) for rule_id in (ACCESS_DENIED, EXTERNAL_PRINCIPAL, SENSITIVE_API_CALLS)
+    rule_id: panther_engine(rule_id)
+    for rule_id in (ACCESS_DENIED, EXTERNAL_PRINCIPAL, SENSITIVE_API_CALLS)
 }
 CASES = [(rule_id, test) for rule_id in ENGINES for test in yaml_tests(rule_id)]
 # Context keys the family's alerts share, named as panther-analysis's AWS rules name them in
