@@ -36,6 +36,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -278,9 +279,7 @@ class Crew:
 
     def _death(self):
         """What ended the workers, and which inputs were being read."""
-        for process in self._processes:
-            process.join(timeout=5)
-        causes = [_ending(process.exitcode) for process in self._processes]
+        causes = [_ending(_exit_code(process)) for process in self._processes]
         # The pool ends the other workers with SIGTERM once one dies: say the first cause
         # that is not that, if there is one.
         cause = next((c for c in causes if c and "SIGTERM" not in c), None)
@@ -309,6 +308,20 @@ class Crew:
                 process.kill()
                 process.join()
         self._executor.shutdown(wait=True)  # its threads end once the workers have
+
+
+def _exit_code(process, seconds=5.0):
+    """The process's exit code once it has ended (None if it has not within `seconds`).
+
+    The executor's own thread reaps its workers too: when it does so between this thread's
+    wait and its poll, the poll finds no child and reads None until that thread has recorded
+    the code on the shared process object, a moment later; so the code is asked for again.
+    """
+    deadline = time.monotonic() + seconds
+    process.join(timeout=seconds)
+    while process.exitcode is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return process.exitcode
 
 
 def _ending(exitcode):

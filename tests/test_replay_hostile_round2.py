@@ -33,7 +33,7 @@ from test_replay_support import (
 )
 
 import detection_replay
-from detection_replay import cli
+from detection_replay import cli, parallel
 from detection_replay.inputs import discover
 
 REPLAY = [sys.executable, "-m", "detection_replay", "--no-progress"]
@@ -551,3 +551,24 @@ def test_the_packages_imports_run_one_way():
     assert "detection_replay.inputs" not in graph["detection_replay.s3_inputs"]
     order = list(graphlib.TopologicalSorter(graph).static_order())  # CycleError on a cycle
     assert order.index("detection_replay.sources") < order.index("detection_replay.inputs")
+
+
+class ReapedElsewhere:
+    """A worker the executor's own thread reaped first: its exit code reads None until that
+    thread has recorded it on the shared process object."""
+
+    def __init__(self, unknown_reads):
+        self.unknown_reads = unknown_reads
+
+    def join(self, timeout=None):
+        pass
+
+    @property
+    def exitcode(self):
+        self.unknown_reads -= 1
+        return None if self.unknown_reads >= 0 else -9
+
+
+def test_a_dead_workers_exit_code_is_waited_for_when_another_thread_reaped_it():
+    assert parallel._exit_code(ReapedElsewhere(3)) == -9
+    assert parallel._exit_code(ReapedElsewhere(10**9), seconds=0.05) is None  # never ended
