@@ -965,6 +965,7 @@ FAMILY_RULES = (
     "AWS.CloudTrail.VPCE.AccessDenied",
     "AWS.CloudTrail.VPCE.ExternalPrincipal",
     "AWS.CloudTrail.VPCE.SensitiveAPICalls",
+    "AWS.CloudTrail.VPCE.ManySecretsRead",  # no managed counterpart
 )
 # What a panther-analysis checkout's managed family needs to run: its four rules, its helpers and
 # the CloudTrail data model (their titles read actor_user through it).
@@ -1032,7 +1033,7 @@ def family_lines(result):
         f"6. The VPC endpoint family on the sample day's network activity from private addresses "
         f"({result['records']:,} records: the routine traffic, and the incidents from inside: a "
         "forgotten job's denials, the nightly cross-account job, a vendor's secret reads, a key "
-        "destroyed)",
+        "destroyed, a build host's keys collecting secrets)",
         "",
         f"   {'rule':<40}{'ours: matched':>15}{'alerts':>8}{'managed: matched':>18}{'alerts':>8}",
     ]

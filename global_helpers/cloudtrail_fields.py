@@ -9,6 +9,8 @@ redact or omit much of what management events carry.
 # paths; anything else, subclasses included, takes the general one.
 # pylint: disable=unidiomatic-typecheck
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -46,6 +48,12 @@ ACTOR_FORMATS = {
 DEFAULT_ACTOR_FORMAT = "{name}"
 
 _S3_ARN = re.compile(r"arn:aws[a-z-]*:s3:::([^/]+)")
+# A secret's full ARN ends in "-" and six random characters Secrets Manager adds to its name.
+_SECRET_ARN = re.compile(
+    r"arn:aws[a-z-]*:secretsmanager:[^:]*:[^:]*:secret:(.+?)(?:-[A-Za-z0-9]{6})?"
+)
+# Panther's limit on a string a detection function returns.
+PANTHER_FIELD_LIMIT = 1000
 
 # Error codes that mean the call was refused before it reached the data: the endpoint policy
 # (VpceAccessDenied), IAM or bucket policy (AccessDenied...), or credentials that do not verify.
@@ -357,3 +365,32 @@ def bucket_name(event):
         if match:
             return match.group(1)
     return None
+
+
+def record_id(event):
+    """What names one CloudTrail record however often it is delivered: its eventID (CloudTrail
+    delivers at least once, a record delivered twice carrying the same one), else a digest of
+    its content, the same whatever the order of its keys."""
+    record = record_of(event)
+    event_id = text(top_level_field(record, event, "eventID"))
+    if event_id is not None:
+        return event_id[:PANTHER_FIELD_LIMIT]
+    try:
+        content = json.dumps(record, sort_keys=True, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError):  # keys of mixed types cannot be sorted
+        content = repr(record)
+    return "sha256:" + hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def secret_name(event):
+    """The Secrets Manager secret a call names: requestParameters.secretId, else the first secret
+    ARN in resources; an ARN read as the secret's name, so both spellings name one secret.
+    None when the record names none, as network activity records usually don't."""
+    named = text(field(event, "requestParameters", "secretId"))
+    if named is None:
+        arns = _arns(field(event, "resources"))
+        named = next((arn for arn in arns if _SECRET_ARN.fullmatch(arn)), None)
+        if named is None:
+            return None
+    match = _SECRET_ARN.fullmatch(named)
+    return (match.group(1) if match else named)[:PANTHER_FIELD_LIMIT]

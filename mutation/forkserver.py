@@ -97,6 +97,7 @@ TESTS_FIRST = {
     "rules/aws_vpce_access_denied.py": ["tests/test_vpce_family.py"],
     "rules/aws_vpce_external_principal.py": ["tests/test_vpce_family.py"],
     "rules/aws_vpce_sensitive_api_calls.py": ["tests/test_vpce_family.py"],
+    "rules/aws_vpce_many_secrets_read.py": ["tests/test_many_secrets_rule.py"],
     "global_helpers/vpce_family.py": ["tests/test_vpce_family.py", "tests/test_overrides.py"],
     "global_helpers/public_ip.py": ["tests/test_public_ip.py"],
     "global_helpers/cloudtrail_fields.py": ["tests/test_cloudtrail_fields.py"],

@@ -7,17 +7,7 @@ DedupPeriodMinutes, successful and refused calls counted apart. No key-value sto
 so the count cannot be lost to a store outage, and Panther's Data Replay can preview it.
 """
 
-import hashlib
-import json
-
-from cloudtrail_fields import (
-    caller_id,
-    caller_name,
-    record_of,
-    source_address,
-    text,
-    top_level_field,
-)
+from cloudtrail_fields import caller_id, caller_name, record_id, source_address
 from vpce_family import family_alert_context, is_external_s3_data_access, origin, outcome
 
 # Severity of a group by what its calls achieved: data that moved is CRITICAL; a flood of refused
@@ -32,17 +22,8 @@ def rule(event):
 
 
 def unique(event):
-    # CloudTrail delivers at least once: a record delivered twice carries the same eventID and
-    # must count once. A record without one counts as its content.
-    record = record_of(event)
-    event_id = text(top_level_field(record, event, "eventID"))
-    if event_id is not None:
-        return event_id[:PANTHER_FIELD_LIMIT]
-    try:
-        content = json.dumps(record, sort_keys=True, separators=(",", ":"), default=repr)
-    except (TypeError, ValueError):  # keys of mixed types cannot be sorted
-        content = repr(record)
-    return "sha256:" + hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    # CloudTrail delivers at least once: a record delivered twice must count once.
+    return record_id(event)
 
 
 def dedup(event):

@@ -92,6 +92,8 @@ CALLERS = {
                        "AROAEXAMPLESSOADMIN08", "alice@example.com", "ASIAEXAMPLEALICEADM01"),
         "backup_sync": ("IAMUser", PROD, "backup-sync", "AIDAEXAMPLEBACKUPSY09", "",
                         "AKIAEXAMPLEBACKUPSY09"),
+        "ci_deploy": ("AssumedRole", PROD, "CIDeploy", "AROAEXAMPLECIDEPLOY17", "build-8213",
+                      "ASIAEXAMPLECIDEPLOY01"),
         "ec2_service": ("AWSService", PROD, "ec2.amazonaws.com"),
         "ecs_service": ("AWSService", PROD, "ecs-tasks.amazonaws.com"),
         # analytics workloads and people
@@ -351,6 +353,12 @@ INCIDENTS = (
     Incident("key destruction", "etl", PROD, US, "10.0.142.17", "16:40:12",
              _reads(0, service="kms", name="DisableKey")
              + _reads(21, service="kms", name="ScheduleKeyDeletion"), user_agent="java"),
+    # (i) The CI deploy role's keys, on a compromised build host inside prod's VPC, list prod's
+    #     secrets and read 64 of them in four minutes: every read routine on its own.
+    Incident("secrets collection", "ci_deploy", PROD, US, "10.0.90.23", "21:17:40",
+             _reads(0, service="secretsmanager", name="ListSecrets")
+             + _reads(*(3 + n * 15 // 4 for n in range(64)), service="secretsmanager",
+                      name="GetSecretValue"), user_agent="boto3"),
 )  # fmt: skip
 
 HEX = "0123456789abcdef"

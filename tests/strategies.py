@@ -290,12 +290,25 @@ s3_arns = st.one_of(
     st.sampled_from(["arn:aws:s3:::", "arn:aws:s3:::/key", "arn:aws-cn:s3:::cn-bucket/x"]),
     short_text,
 )
+# Secrets as calls name them: full ARNs (with the six characters Secrets Manager adds), partial
+# ones, names, and the malformed.
+secret_ids = st.one_of(
+    st.builds(
+        lambda name, suffix: f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}{suffix}",
+        short_text,
+        st.sampled_from(["", "-Xy7Qp2", "-", "-toolong1"]),
+    ),
+    st.sampled_from(
+        ["arn:aws:secretsmanager:::secret:", "arn:aws:secretsmanager:::secret:-abcdef"]
+    ),
+    short_text,
+)
 resource_entries = or_junk(
     st.fixed_dictionaries(
         {},
         optional={
             "type": or_junk(st.sampled_from(["AWS::S3::Object", "AWS::S3::Bucket"])),
-            "ARN": or_junk(s3_arns),
+            "ARN": or_junk(s3_arns | secret_ids),
             "arn": or_junk(s3_arns),
             "accountId": account_ids,
         },
@@ -309,6 +322,7 @@ request_parameters = or_junk(
             "bucketName": bucket_names,
             "key": or_junk(short_text),
             "Host": or_junk(short_text),
+            "secretId": or_junk(secret_ids),
         },
     )
 )
@@ -425,6 +439,7 @@ CALLS_BY_KIND = {
         ("sts.amazonaws.com", "GetCallerIdentity"),
         ("s3.amazonaws.com", "ListObjects"),
         ("s3.amazonaws.com", "GetObject"),
+        ("secretsmanager.amazonaws.com", "BatchGetSecretValue"),
     ],
 }
 family_calls = st.sampled_from(sorted(CALLS_BY_KIND)).flatmap(

@@ -33,14 +33,14 @@ def test_quick_benchmark_reports_every_measurement():
         assert row["events"] > 0
         assert row["floor_us"] > 0
         assert row["rule_us"] > 0
-        assert row["package_rules"] == 5
+        assert row["package_rules"] == 6
         assert row["package_rules_us"] > row["rule_us"]
         assert row["uncached_us"] > 0
     assert [row["event"] for row in report["match_cost"]] == MATCHING_EVENTS
     for row in report["match_cost"]:
         assert 0 < row["constant_us"] < row["rule_us"]
     assert report["replay"]["records"] == report["replay"]["decoded_records"]
-    assert report["replay"]["alerts"] == 14  # the sample day's (tests/test_samples.py)
+    assert report["replay"]["alerts"] == 15  # the sample day's (tests/test_samples.py)
     family = report["family"]
     assert family["records"] > 3_000
     # Routine traffic raises nothing; the incidents planted inside the VPC one alert each.
@@ -49,6 +49,7 @@ def test_quick_benchmark_reports_every_measurement():
         "AWS.CloudTrail.VPCE.AccessDenied": 1,
         "AWS.CloudTrail.VPCE.ExternalPrincipal": 2,
         "AWS.CloudTrail.VPCE.SensitiveAPICalls": 1,
+        "AWS.CloudTrail.VPCE.ManySecretsRead": 1,
     }
     assert report["replay"]["max_rss_kib"] > 0
     assert report["replay"]["startup_seconds"] > 0

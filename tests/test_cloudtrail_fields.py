@@ -171,6 +171,85 @@ def test_bucket_name(case, event, expected, wrap):
     assert fields.bucket_name(wrap(event)) == expected
 
 
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db/password-Xy7Qp2"
+SECRET_CASES = [
+    (
+        "secretId as a name",
+        {"requestParameters": {"secretId": "prod/db/password"}},
+        "prod/db/password",
+    ),
+    (
+        "secretId as a full ARN: its name",
+        {"requestParameters": {"secretId": SECRET_ARN}},
+        "prod/db/password",
+    ),
+    (
+        "secretId as a partial ARN (no random suffix)",
+        {"requestParameters": {"secretId": SECRET_ARN[:-7]}},
+        "prod/db/password",
+    ),
+    (
+        "GovCloud partition",
+        {
+            "requestParameters": {
+                "secretId": "arn:aws-us-gov:secretsmanager:us-gov-west-1:1:secret:g-AbCdEf"
+            }
+        },
+        "g",
+    ),
+    (
+        "first secret ARN in resources, after an S3 one",
+        {"resources": [{"ARN": "arn:aws:s3:::b/k"}, {"ARN": SECRET_ARN}]},
+        "prod/db/password",
+    ),
+    (
+        "secretId wins over resources",
+        {"requestParameters": {"secretId": "a"}, "resources": [{"ARN": SECRET_ARN}]},
+        "a",
+    ),
+    ("real network activity record: nothing", {"eventName": "GetSecretValue"}, None),
+    ("resources without a secret ARN", {"resources": [{"ARN": "arn:aws:s3:::b/k"}]}, None),
+    ("empty secretId falls through", {"requestParameters": {"secretId": ""}}, None),
+    ("secretId of the wrong type", {"requestParameters": {"secretId": ["a"]}}, None),
+    ("resources is a string", {"resources": SECRET_ARN}, None),
+    (
+        "a name of 5,000 characters is cut",
+        {"requestParameters": {"secretId": "s" * 5000}},
+        "s" * 1000,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "event", "expected"), SECRET_CASES, ids=[c[0] for c in SECRET_CASES]
+)
+@pytest.mark.parametrize("wrap", [dict, PantherEvent], ids=["dict", "PantherEvent"])
+def test_secret_name(case, event, expected, wrap):
+    assert fields.secret_name(wrap(event)) == expected
+
+
+RECORD = {"eventID": "0044c3d4-1e2f-4a5b-9c8d-EXAMPLE00044", "eventName": "GetSecretValue"}
+
+
+@pytest.mark.parametrize("wrap", [dict, PantherEvent], ids=["dict", "PantherEvent"])
+def test_record_id_is_the_event_id_cut_to_panthers_limit(wrap):
+    assert fields.record_id(wrap(RECORD)) == RECORD["eventID"]
+    assert fields.record_id(wrap({"eventID": "x" * 5000})) == "x" * 1000
+
+
+@pytest.mark.parametrize("missing", [None, "", 7, ["id"]], ids=["none", "empty", "number", "list"])
+def test_a_record_without_a_usable_event_id_is_named_by_its_content(missing):
+    record = {**RECORD, "eventID": missing}
+    reordered = dict(reversed(record.items()))
+    found = fields.record_id(record)
+    assert found.startswith("sha256:")
+    assert len(found) == len("sha256:") + 64
+    assert found == fields.record_id(PantherEvent(record)) == fields.record_id(reordered)
+    assert found != fields.record_id({**record, "eventName": "BatchGetSecretValue"})
+    # Keys JSON cannot sort still name the record.
+    assert fields.record_id({1: "a", "b": 2}).startswith("sha256:")
+
+
 CROSS_ACCOUNT_CASES = [
     ("same account", {"userIdentity": {"accountId": OWNER}, "vpcEndpointAccountId": OWNER}, False),
     ("other account", {"userIdentity": {"accountId": OTHER}, "vpcEndpointAccountId": OWNER}, True),

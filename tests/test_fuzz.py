@@ -57,6 +57,7 @@ FAMILY_FILES = {
     "access-denied": "aws_vpce_access_denied",
     "external-principal": "aws_vpce_external_principal",
     "sensitive-api-calls": "aws_vpce_sensitive_api_calls",
+    "many-secrets-read": "aws_vpce_many_secrets_read",
 }
 RULES = {
     "per-event": RULE,
@@ -76,6 +77,7 @@ ENGINE_RULES = {
         ("access-denied", "AWS.CloudTrail.VPCE.AccessDenied"),
         ("external-principal", "AWS.CloudTrail.VPCE.ExternalPrincipal"),
         ("sensitive-api-calls", "AWS.CloudTrail.VPCE.SensitiveAPICalls"),
+        ("many-secrets-read", "AWS.CloudTrail.VPCE.ManySecretsRead"),
     ]
 }
 
@@ -111,6 +113,14 @@ PINNED_EVENTS = [
     {**MATCHING, "sourceIPAddress": 134744072},
     {**MATCHING, "eventName": ["GetObject"], "vpcEndpointAccountId": {"x": [math.nan] * 100}},
     {**MATCHING, "EVENTNAME": "DeleteObject", "eventName": "DeleteObject"},
+    {
+        **MATCHING,
+        "eventSource": "secretsmanager.amazonaws.com",
+        "eventName": "GetSecretValue",
+        "requestParameters": {"secretId": "arn:aws:secretsmanager:::secret:" + "\x00" * 70_000},
+        "resources": [{"ARN": "arn:aws:secretsmanager:::secret:-Xy7Qp2"}, {"ARN": None}],
+        "eventID": ["not", "text"],
+    },
     # Found by the dict-vs-PantherEvent property: PantherEvent reads this key as sourceIPAddress.
     {"SourceIpAddress": []},
 ]
@@ -179,11 +189,13 @@ RULE_FUNCTION_CONTRACTS = {
     "dedup": is_bounded_str,
     "severity": is_severity,
     "alert_context": is_bounded_context,
-    "unique": is_bounded_str,  # the bulk rule's only
+    "unique": is_bounded_str,  # the threshold rules'
 }
 EVENT_HELPER_CONTRACTS = {
     cloudtrail_fields.actor: is_actor_name,
     cloudtrail_fields.bucket_name: is_optional_str,
+    cloudtrail_fields.secret_name: is_optional_str,
+    cloudtrail_fields.record_id: is_bounded_str,
     cloudtrail_fields.caller_account: is_optional_str,
     cloudtrail_fields.principal: is_optional_str,
     cloudtrail_fields.identity_type: is_optional_str,
@@ -203,7 +215,7 @@ EVENT_VIEWS = {"plain_dict": dict, "panther_event": PantherEvent}
 
 # --- the rule's functions, called directly --------------------------------------------------------
 # One property per view runs every function on each event (an exception's traceback and each
-# assertion name the function): drawing events is the cost, so each is used for all five.
+# assertion name the function): drawing events is the cost, so each is used for all six.
 
 
 def functions_of(rule):
@@ -239,6 +251,7 @@ def test_every_rule_function_keeps_its_contract(rule, view, event):
             family_events,
             {(True, "LOW"), (True, "DEFAULT"), (True, "HIGH")},
         ),
+        (RULES["many-secrets-read"], family_events, {(True, "MEDIUM"), (True, "HIGH")}),
     ],
     ids=RULES.keys(),
 )

@@ -172,6 +172,8 @@ def test_zip_artifact_holds_the_package_and_nothing_else(tmp_path):
         "rules/aws_vpce_external_principal.yml",
         "rules/aws_vpce_sensitive_api_calls.py",
         "rules/aws_vpce_sensitive_api_calls.yml",
+        "rules/aws_vpce_many_secrets_read.py",
+        "rules/aws_vpce_many_secrets_read.yml",
         "correlation_rules/aws_vpce_protection_change_and_bulk_access.yml",
         "packs/aws_vpce_s3_external_ip.yml",
         "lookup_tables/trusted_egress_ranges.yml",

@@ -22,6 +22,7 @@ RULE_IDS = (
     "AWS.CloudTrail.VPCE.AccessDenied",
     "AWS.CloudTrail.VPCE.ExternalPrincipal",
     "AWS.CloudTrail.VPCE.SensitiveAPICalls",
+    "AWS.CloudTrail.VPCE.ManySecretsRead",
 )
 TESTS = {(rule_id, test["Name"]): test for rule_id in RULE_IDS for test in yaml_tests(rule_id)}
 

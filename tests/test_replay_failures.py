@@ -129,6 +129,7 @@ def test_only_the_analysis_directories_are_loaded(capsys, tmp_path, events):
     assert [rule["rule_id"] for rule in document["rules"]] == [
         "AWS.CloudTrail.VPCE.AccessDenied",
         "AWS.CloudTrail.VPCE.ExternalPrincipal",
+        "AWS.CloudTrail.VPCE.ManySecretsRead",
         "AWS.CloudTrail.VPCE.S3ExternalIP",
         "AWS.CloudTrail.VPCE.S3ExternalIPBulkAccess",
         "AWS.CloudTrail.VPCE.SensitiveAPICalls",
