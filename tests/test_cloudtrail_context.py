@@ -470,3 +470,13 @@ def test_the_context_reads_a_panther_event_through_its_dict_alone():
     assert context["userAgent"] is None
     assert context["userIdentity"] == record["userIdentity"]
     assert context["crossAccount"] is True
+
+
+def test_the_enrichment_context_is_cut_at_4_kib():
+    # As FITTING counts: 4 KiB less the slot (2), the quoted key (5) and the value's quotes.
+    room = 4096 - 2 - len('"asn"') - 2
+    fits = {"asn": "x" * room}
+    assert ctx.enrichment_context(fits) == fits
+    over = ctx.enrichment_context({"asn": "x" * (room + 1)})
+    assert over["asn"].endswith(ctx.TRUNCATED)
+    assert ctx.enrichment_context(None) is None
