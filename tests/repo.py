@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from unittest.mock import MagicMock, patch
 
@@ -142,3 +143,17 @@ def rules_with_family(tmp_path, **assignments):
     """Both rules, loaded against a copy of the vpce_family helper with settings edited."""
     with importing(family_with(tmp_path, **assignments)):
         return load_module(RULE_FILE), load_module(BULK_RULE_FILE)
+
+
+def engine_errors(result):
+    """The exceptions a panther_core DetectionResult holds, by the function that raised them."""
+    return {
+        name: value
+        for name, value in vars(result).items()
+        if name.endswith("_exception") and value is not None
+    }
+
+
+def cloudtrail_time(epoch):
+    """An epoch as CloudTrail writes eventTime."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,7 +13,6 @@ import os
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import address_history
@@ -24,7 +23,7 @@ import pytest
 from address_history import NEW, SEEN, UNKNOWN, AddressHistory, Baseline
 from moto.core.botocore_stubber import MockRawResponse
 from panther_core.enriched_event import PantherEvent
-from repo import REPO_ROOT, yaml_test
+from repo import REPO_ROOT, cloudtrail_time, yaml_test
 
 DAY = 86400
 DAYS = 30
@@ -34,12 +33,8 @@ CALLER = "123456789012:AROAIOSFODNN7EXAMPLE:etl-nightly"
 RECENT = (int(time.time()) // 3600 - 2) * 3600
 
 
-def stamp(epoch):
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def event(epoch=RECENT, **changes):
-    return PantherEvent({**GET, "eventTime": stamp(epoch), **changes})
+    return PantherEvent({**GET, "eventTime": cloudtrail_time(epoch), **changes})
 
 
 # --- the pure parts -----------------------------------------------------------------------------
@@ -193,7 +188,7 @@ def test_sightings(answer, epochs):
 @pytest.mark.parametrize("wrap", [dict, PantherEvent], ids=["dict", "PantherEvent"])
 def test_event_epoch(fields, expected, wrap):
     epoch = address_history.event_epoch(wrap(fields))
-    assert (None if epoch is None else stamp(epoch)) == expected
+    assert (None if epoch is None else cloudtrail_time(epoch)) == expected
 
 
 # Panther's event_time_epoch() (dateutil's parser) reads more than the fallback does; any
@@ -537,7 +532,7 @@ def test_the_first_call_from_a_network_is_new_and_the_next_is_seen(dynamodb_rule
     assert later["history"] == {
         "status": "seen",
         "network": "198.199.88.0/24",
-        "firstSeen": stamp(RECENT),
+        "firstSeen": cloudtrail_time(RECENT),
         "windowDays": DAYS,
         "unavailable": None,
     }
@@ -569,7 +564,7 @@ def test_one_event_looks_at_the_store_once_whatever_functions_run(dynamodb_rule,
 
 
 def test_a_plain_dict_edited_between_calls_gets_fresh_answers(dynamodb_rule, requests):
-    record = {**GET, "eventTime": stamp(RECENT)}
+    record = {**GET, "eventTime": cloudtrail_time(RECENT)}
     assert dynamodb_rule.alert_context(record)["addressHistory"]["status"] == "new"
     record["sourceIPAddress"] = "10.0.141.54"
     assert dynamodb_rule.alert_context(record)["addressHistory"] is None

@@ -3,7 +3,6 @@ unique-value thresholding (proven through the replay, since `pat test` runs one 
 """
 
 import copy
-from datetime import UTC, datetime
 
 import cloudtrail_fields
 import pytest
@@ -15,6 +14,7 @@ from repo import (
     REPO_ROOT,
     RULE_FILE,
     RULE_ID,
+    cloudtrail_time,
     load_module,
     sample_records,
     yaml_test,
@@ -162,16 +162,12 @@ def reads(count, *, first=0, every=1, **changes):
     return [
         {
             **GET,
-            "eventTime": stamp(START + first + n * every),
+            "eventTime": cloudtrail_time(START + first + n * every),
             "eventID": f"3f6e2c1a-8b7d-4e5f-9a0b-{first + n:012d}",
             **changes,
         }
         for n in range(count)
     ]
-
-
-def stamp(epoch):
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def bulk_alerts(records):

@@ -10,6 +10,7 @@ import cloudtrail_context as ctx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from identities import ASSUMED_ROLE
 from panther_core.enriched_event import PantherEvent
 from raw_view import RawViewOnly
 
@@ -171,24 +172,6 @@ def test_network_activity_context_stays_small_for_a_monstrous_event():
 # A plain str whose JSON fits what is left is measured and kept in place; _copy_text (which cuts)
 # must not even be called for it. These pin that fast path, its exact edges and its bounds.
 
-ASSUMED_ROLE_IDENTITY = {
-    "type": "AssumedRole",
-    "principalId": "AROAIOSFODNN7EXAMPLE:etl-session",
-    "arn": "arn:aws:sts::123456789012:assumed-role/DataPipeline/etl-session",
-    "accountId": "123456789012",
-    "accessKeyId": "ASIAIOSFODNN7EXAMPLE",
-    "sessionContext": {
-        "sessionIssuer": {
-            "type": "Role",
-            "principalId": "AROAIOSFODNN7EXAMPLE",
-            "arn": "arn:aws:iam::123456789012:role/DataPipeline",
-            "accountId": "123456789012",
-            "userName": "DataPipeline",
-        },
-        "attributes": {"creationDate": "2026-11-20T06:10:46Z", "mfaAuthenticated": "false"},
-    },
-}
-
 
 @pytest.fixture
 def general_text_path_forbidden(monkeypatch):
@@ -199,7 +182,7 @@ def general_text_path_forbidden(monkeypatch):
 
 
 FITTING = [
-    ("identity", ASSUMED_ROLE_IDENTITY, ctx.IDENTITY_CHARS),
+    ("identity", ASSUMED_ROLE, ctx.IDENTITY_CHARS),
     ("top-level-str", "GetObject", ctx.SCALAR_FIELD_CHARS),
     # Exactly filling the budget: 100 - 2 (slot) - 3 ("k") = 95 = 93 characters and 2 quotes.
     ("value-exactly-fits", {"k": "x" * 93}, 100),
@@ -350,7 +333,7 @@ KEPT = [
     ("record-of-null-and-bool", {"k": None, "f": True}, 12 * 2 + 9 * 2 + 1),
     ("astral", {"\U0001f600": "\u202e"}, 12 * 2 + 9 + 1),
     ("empty", {}, 1),
-    ("identity", ASSUMED_ROLE_IDENTITY, 4840),
+    ("identity", ASSUMED_ROLE, 4840),
 ]
 
 

@@ -30,6 +30,7 @@ from repo import (
     REPO_ROOT,
     RULE_FILE,
     RULE_ID,
+    engine_errors,
     load_module,
     panther_engine,
 )
@@ -353,12 +354,7 @@ def test_engine_loads_the_rule(engine):
 @pinned_events
 def test_engine_runs_every_function_without_error(engine, event):
     result = engine.run(PantherEvent(event), {}, {}, batch_mode=False)
-    failures = {
-        name: repr(value)
-        for name, value in vars(result).items()
-        if name.endswith("_exception") and value is not None
-    }
-    assert failures == {}
+    assert engine_errors(result) == {}
     is_real_bool(result.detection_output, "rule")
     is_bounded_str(result.title_output, "title")
     is_bounded_str(result.dedup_output, "dedup")

@@ -6,7 +6,6 @@ since `pat test` runs one event at a time).
 import copy
 import json
 import re
-from datetime import UTC, datetime
 
 import cloudtrail_fields
 import pytest
@@ -14,6 +13,8 @@ from identities import CALLERS
 from panther_core.enriched_event import PantherEvent
 from repo import (
     REPO_ROOT,
+    cloudtrail_time,
+    engine_errors,
     load_module,
     panther_engine,
     rule_source_with,
@@ -49,12 +50,7 @@ TESTS = yaml_tests(RULE_ID)
 @pytest.mark.parametrize("batch_mode", [False, True], ids=["test-mode", "batch-mode"])
 def test_yaml_case_through_the_engine(test, batch_mode):
     result = ENGINE.run(PantherEvent(test["Log"]), {}, {}, batch_mode=batch_mode)
-    errors = {
-        name: value
-        for name, value in vars(result).items()
-        if name.endswith("_exception") and value is not None
-    }
-    assert errors == {}
+    assert engine_errors(result) == {}
     assert result.detection_output is test["ExpectedResult"]
     if test["ExpectedResult"]:
         assert result.severity_output in {"MEDIUM", "HIGH"}
@@ -226,10 +222,6 @@ def test_a_malformed_override_fails_at_import_naming_the_entry(tmp_path, assignm
 START = 1_795_208_400  # 2026-11-20T21:00:00Z
 
 
-def stamp(epoch):
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def reads(count, *, first=0, every=1, secret=None, **changes):
     """`count` distinct records of one caller's reads, `every` seconds apart; each names `secret`
     when given ("{n}" in it numbered), else nothing, as real network activity records."""
@@ -237,7 +229,7 @@ def reads(count, *, first=0, every=1, secret=None, **changes):
     for n in range(first, first + count):
         record = {
             **READ,
-            "eventTime": stamp(START + first + (n - first) * every),
+            "eventTime": cloudtrail_time(START + first + (n - first) * every),
             "eventID": f"7d1e5a2b-3c4d-4e5f-8a9b-{n:012d}",
             **changes,
         }

@@ -5,7 +5,7 @@ import json
 import pytest
 import vpce_family
 from panther_core.enriched_event import PantherEvent
-from repo import panther_engine, yaml_mocks, yaml_test, yaml_tests
+from repo import engine_errors, panther_engine, yaml_mocks, yaml_test, yaml_tests
 
 # Expected alert for every YAML test that matches: severity, title, dedup string. Severity is as
 # Panther shows it: "DEFAULT" from the rule resolves to the YAML's Medium. Each test's Mocks (the
@@ -231,18 +231,11 @@ def run(test, batch_mode=False):
         return ENGINE.run(PantherEvent(test["Log"]), {}, {}, batch_mode=batch_mode)
 
 
-def errors(result):
-    names = ["detection", "title", "dedup", "severity", "alert_context", "setup"]
-    return {
-        n: getattr(result, f"{n}_exception") for n in names if getattr(result, f"{n}_exception")
-    }
-
-
 @pytest.mark.parametrize("test", TESTS, ids=TEST_NAMES)
 @pytest.mark.parametrize("batch_mode", [False, True], ids=["test-mode", "batch-mode"])
 def test_yaml_case_through_the_engine(test, batch_mode):
     result = run(test, batch_mode=batch_mode)
-    assert errors(result) == {}
+    assert engine_errors(result) == {}
     assert result.detection_output is test["ExpectedResult"]
     assert result.trigger_alert is test["ExpectedResult"]
 

@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 from hypothesis_profiles import fuzz_settings
 from identities import CALLERS
 from panther_core.enriched_event import PantherEvent
-from repo import REPO_ROOT, load_module, panther_engine, sample_records, yaml_tests
+from repo import (
+    REPO_ROOT,
+    engine_errors,
+    load_module,
+    panther_engine,
+    sample_records,
+    yaml_tests,
+)
 from strategies import cloudtrail_events
 from vpce_family import (
     ACCESS_DENIED,
@@ -240,12 +247,7 @@ SHARED_CONTEXT_KEYS = {
 @pytest.mark.parametrize("batch_mode", [False, True], ids=["test-mode", "batch-mode"])
 def test_yaml_case_through_the_engine(rule_id, test, batch_mode):
     result = ENGINES[rule_id].run(PantherEvent(test["Log"]), {}, {}, batch_mode=batch_mode)
-    errors = {
-        name: value
-        for name, value in vars(result).items()
-        if name.endswith("_exception") and value is not None
-    }
-    assert errors == {}
+    assert engine_errors(result) == {}
     assert result.detection_output is test["ExpectedResult"]
     if test["ExpectedResult"]:
         assert result.severity_output in {"LOW", "MEDIUM", "HIGH", "CRITICAL"}
